@@ -1,0 +1,184 @@
+"""Validating one store's configuration: facade settings, driver options and secrets.
+
+Every error is a :class:`ConfigError` naming the key (``stores.NAME.KEY``). A
+secret is written ``{ env = "NAME" }`` and becomes a :class:`Secret`, whose
+repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .drivers.base import Option
+from .errors import ConfigError
+from .formats import KNOWN_FORMATS, FormatPolicy
+from .hashing import DEFAULT_ALGORITHMS, validate_algorithms
+
+__all__ = ["Secret", "StoreSettings", "parse_size", "validate_driver_options"]
+
+_SIZE_RE = re.compile(r"(\d+)\s*([KMGTP]?)(i?B?)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+class Secret:
+    """A configuration value that must never be printed; ``reveal()`` gives it to a driver."""
+
+    __slots__ = ("_source", "_value")
+
+    def __init__(self, value: str, source: str = "") -> None:
+        self._value = value
+        self._source = source
+
+    def reveal(self) -> str:
+        """The secret itself, for the driver that authenticates with it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self._source!r})" if self._source else "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def parse_size(value: object, key: str) -> int:
+    """Bytes from an int or a string like ``"10G"``/``"512MiB"`` (binary units)."""
+    if isinstance(value, bool):
+        raise ConfigError("expected a size in bytes or a string like '10G'", key=key)
+    if isinstance(value, int):
+        if value <= 0:
+            raise ConfigError("must be a positive size", key=key)
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.fullmatch(value.strip())
+        if match:
+            size = int(match.group(1)) * _UNITS[match.group(2).upper()]
+            if size > 0:
+                return size
+    raise ConfigError(f"expected a size in bytes or a string like '10G', got {value!r}", key=key)
+
+
+def _resolve_secret(value: object, key: str) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, Mapping):
+        if set(value) != {"env"} or not isinstance(value["env"], str):
+            raise ConfigError("a secret is written { env = \"VARIABLE\" }", key=key)
+        name = value["env"]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", key=key)
+        return Secret(os.environ[name], name)
+    if isinstance(value, str):
+        raise ConfigError(
+            'secrets are not written in the configuration; use { env = "VARIABLE" }', key=key
+        )
+    raise ConfigError('a secret is written { env = "VARIABLE" }', key=key)
+
+
+def _check_type(value: object, option: Option, key: str) -> object:
+    types = option.type if isinstance(option.type, tuple) else (option.type,)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"expected {'/'.join(t.__name__ for t in types)}, got a boolean", key=key)
+    if not isinstance(value, types):
+        names = "/".join(t.__name__ for t in types)
+        raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", key=key)
+    if option.choices is not None and value not in option.choices:
+        raise ConfigError(f"must be one of {', '.join(map(repr, option.choices))}, got {value!r}", key=key)
+    return value
+
+
+def validate_driver_options(
+    options: Mapping[str, Option], values: Mapping[str, Any], prefix: str
+) -> dict[str, Any]:
+    """Check ``values`` against a driver's declared ``OPTIONS``; returns kwargs with defaults."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        option = options.get(key)
+        if option is None:
+            raise ConfigError("unknown key", key=f"{prefix}.{key}")
+        full = f"{prefix}.{key}"
+        out[key] = _resolve_secret(value, full) if option.secret else _check_type(value, option, full)
+    for key, option in options.items():
+        if key in out:
+            continue
+        if option.required:
+            raise ConfigError("is required", key=f"{prefix}.{key}")
+        out[key] = option.default
+    return out
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The facade's policy for one store: limits, checksums, format policy, retries."""
+
+    max_image_size: int | None = None
+    checksums: tuple[str, ...] = DEFAULT_ALGORITHMS
+    policy: FormatPolicy = FormatPolicy()
+    inspect: bool = True
+    verify_reads: bool = True
+    chunk_size: int = 4 << 20
+    concurrency: int = 4
+    retries: int = 3
+    retry_backoff: float = 0.2
+
+    KEYS = frozenset({
+        "max_image_size", "checksums", "allowed_formats", "cow_requires_raw", "inspect",
+        "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff",
+    })
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], prefix: str) -> StoreSettings:
+        """Build settings from the facade keys of one store's table."""
+        kw: dict[str, Any] = {}
+        if "max_image_size" in values:
+            kw["max_image_size"] = parse_size(values["max_image_size"], f"{prefix}.max_image_size")
+        if "checksums" in values:
+            algos = values["checksums"]
+            if not isinstance(algos, (list, tuple)) or not all(isinstance(a, str) for a in algos):
+                raise ConfigError("expected a list of algorithm names", key=f"{prefix}.checksums")
+            kw["checksums"] = validate_algorithms(algos, key=f"{prefix}.checksums")
+        allowed = values.get("allowed_formats")
+        if allowed is not None:
+            if not isinstance(allowed, (list, tuple)) or not all(isinstance(a, str) for a in allowed):
+                raise ConfigError("expected a list of format names", key=f"{prefix}.allowed_formats")
+            unknown = sorted({a.lower() for a in allowed} - KNOWN_FORMATS)
+            if unknown:
+                raise ConfigError(
+                    f"unknown format(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_FORMATS))}",
+                    key=f"{prefix}.allowed_formats",
+                )
+        cow_raw = _check_type(values.get("cow_requires_raw", False), Option(bool), f"{prefix}.cow_requires_raw")
+        kw["policy"] = FormatPolicy(
+            allowed_formats=frozenset(a.lower() for a in allowed) if allowed is not None else None,
+            cow_requires_raw=bool(cow_raw),
+        )
+        for key, typ in (("inspect", bool), ("verify_reads", bool)):
+            if key in values:
+                kw[key] = _check_type(values[key], Option(typ), f"{prefix}.{key}")
+        if "chunk_size" in values:
+            size = parse_size(values["chunk_size"], f"{prefix}.chunk_size")
+            if not 64 << 10 <= size <= 64 << 20:
+                raise ConfigError("must be between 64K and 64M", key=f"{prefix}.chunk_size")
+            kw["chunk_size"] = size
+        for key in ("concurrency", "retries"):
+            if key in values:
+                val = _check_type(values[key], Option(int), f"{prefix}.{key}")
+                if not 0 <= int(val) <= 64:  # type: ignore[call-overload]
+                    raise ConfigError("must be between 0 and 64", key=f"{prefix}.{key}")
+                kw[key] = val
+        if "retry_backoff" in values:
+            val = _check_type(values["retry_backoff"], Option(float), f"{prefix}.retry_backoff")
+            if not 0 <= float(val) <= 60:  # type: ignore[arg-type]
+                raise ConfigError("must be between 0 and 60 seconds", key=f"{prefix}.retry_backoff")
+            kw["retry_backoff"] = val
+        return cls(**kw)

@@ -1,0 +1,128 @@
+"""Every error imagestore raises, all under :class:`ImageStoreError`.
+
+Messages name the store and the image where known and never contain a secret:
+callers may log them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AlreadyExists",
+    "BackendUnavailable",
+    "ChecksumMismatch",
+    "ConfigError",
+    "DriverNotInstalled",
+    "ImageStoreError",
+    "ImageTooLarge",
+    "InUse",
+    "InvalidLocation",
+    "NotFound",
+    "PermissionDenied",
+    "SizeMismatch",
+    "UnsafeImage",
+    "Unsupported",
+]
+
+
+class ImageStoreError(Exception):
+    """Root of every imagestore error; ``store`` and ``image`` say where it happened."""
+
+    def __init__(self, message: str, *, store: str | None = None, image: str | None = None) -> None:
+        self.store = store
+        self.image = image
+        where = []
+        if store is not None:
+            where.append(f"store {store!r}")
+        if image is not None:
+            where.append(f"image {image!r}")
+        full = f"{message} ({', '.join(where)})" if where else message
+        super().__init__(full)
+        self.message = full
+
+
+class NotFound(ImageStoreError):
+    """The image (or the location's container, pool or bucket) does not exist."""
+
+
+class AlreadyExists(ImageStoreError):
+    """An image with this id is already published in the store."""
+
+
+class ImageTooLarge(ImageStoreError):
+    """The upload went past the store's ``max_image_size``; nothing was kept."""
+
+
+class SizeMismatch(ImageStoreError):
+    """The stream ended at a size other than the one the caller declared."""
+
+
+class ChecksumMismatch(ImageStoreError):
+    """The bytes read do not hash to the stored (or expected) checksum."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        algorithm: str,
+        expected: str,
+        actual: str,
+        store: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(message, store=store, image=image)
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+
+
+class UnsafeImage(ImageStoreError):
+    """The image was rejected by the format policy; ``reasons`` says why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reasons: Sequence[str] = (),
+        format: str | None = None,
+        store: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        text = message if not reasons else f"{message}: {'; '.join(reasons)}"
+        super().__init__(text, store=store, image=image)
+        self.reasons = tuple(reasons)
+        self.format = format
+
+
+class Unsupported(ImageStoreError):
+    """The store cannot do this (e.g. ``mode="cow"`` between unrelated stores)."""
+
+
+class InUse(ImageStoreError):
+    """The image cannot be deleted: other images depend on it."""
+
+
+class InvalidLocation(ImageStoreError):
+    """A location string or object is malformed or names no configured store."""
+
+
+class BackendUnavailable(ImageStoreError):
+    """The backend could not be reached, even after the configured retries."""
+
+
+class ConfigError(ImageStoreError):
+    """The configuration is wrong; ``key`` names the offending key."""
+
+    def __init__(self, message: str, *, key: str | None = None, store: str | None = None) -> None:
+        text = f"{key}: {message}" if key else message
+        super().__init__(text, store=store)
+        self.key = key
+
+
+class DriverNotInstalled(ImageStoreError):
+    """A driver's optional dependency is missing; the message says what to install."""
+
+
+class PermissionDenied(ImageStoreError):
+    """The backend refused the operation for lack of permission."""

@@ -1,0 +1,161 @@
+"""Checksums computed beside the I/O: one thread per algorithm.
+
+hashlib releases the GIL on large buffers, so md5 and sha512 of a chunk run on
+other cores while the caller writes (or reads) that chunk. The caller hands in
+chunks it will not touch until :meth:`ParallelHasher.release` says the hashers
+are done with them (buffer reuse is the caller's business, see ``BufferRing``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms"]
+
+DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha512")
+# strongest first: the one verify-on-read prefers
+_STRENGTH = ("sha512", "sha3_512", "blake2b", "sha384", "sha3_384", "sha256", "sha3_256",
+             "blake2s", "sha224", "sha3_224", "sha1", "md5")
+
+
+def validate_algorithms(names: Iterable[str], *, key: str = "checksums") -> tuple[str, ...]:
+    """Return the algorithms as a tuple, or raise ConfigError naming a bad one."""
+    algos = tuple(names)
+    if not algos:
+        raise ConfigError("at least one checksum algorithm is needed", key=key)
+    for name in algos:
+        if name not in hashlib.algorithms_guaranteed or name.startswith("shake_"):
+            raise ConfigError(
+                f"unknown checksum algorithm {name!r} (use hashlib names such as md5, sha256, sha512)",
+                key=key,
+            )
+    if len(set(algos)) != len(algos):
+        raise ConfigError("checksum algorithms repeat", key=key)
+    return algos
+
+
+def strongest(names: Iterable[str]) -> str:
+    """The strongest algorithm among ``names`` (used to verify reads)."""
+    pool = list(names)
+    for name in _STRENGTH:
+        if name in pool:
+            return name
+    return pool[0]
+
+
+_STOP = object()
+
+
+class _HashThread(threading.Thread):
+    def __init__(self, name: str, done: queue.SimpleQueue[Any]) -> None:
+        super().__init__(name=f"imagestore-hash-{name}", daemon=True)
+        self.algorithm = name
+        self.hash = hashlib.new(name)
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.done = done
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.inbox.get()
+            if item is _STOP:
+                return
+            token, view = item
+            try:
+                if self.error is None:
+                    self.hash.update(view)
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller in digests()
+                self.error = exc
+            self.done.put(token)
+
+
+class ParallelHasher:
+    """Feeds every chunk to one thread per algorithm; ``digests()`` joins them."""
+
+    def __init__(self, algorithms: Iterable[str]) -> None:
+        self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads = [_HashThread(name, self._done) for name in algorithms]
+        self._pending: dict[int, int] = {}
+        for thread in self._threads:
+            thread.start()
+        self._closed = False
+
+    def submit(self, token: int, view: memoryview | bytes) -> None:
+        """Hash ``view`` in every thread; ``token`` comes back through :meth:`wait`."""
+        self._pending[token] = self._pending.get(token, 0) + len(self._threads)
+        for thread in self._threads:
+            thread.inbox.put((token, view))
+
+    def wait(self, token: int) -> None:
+        """Block until every thread has finished with the chunk submitted as ``token``."""
+        while self._pending.get(token, 0) > 0:
+            done = self._done.get()
+            self._pending[done] -= 1
+        self._pending.pop(token, None)
+
+    def digests(self) -> dict[str, str]:
+        """Finish and return ``{algorithm: hexdigest}``."""
+        self.close()
+        for thread in self._threads:
+            if thread.error is not None:
+                raise thread.error
+        return {t.algorithm: t.hash.hexdigest() for t in self._threads}
+
+    def close(self) -> None:
+        """Stop the threads (idempotent); safe on error paths."""
+        if self._closed:
+            return
+        self._closed = True
+        for thread in self._threads:
+            thread.inbox.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> ParallelHasher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BufferRing:
+    """A few fixed buffers reused in turn, so a stream of any length costs bounded memory.
+
+    A slot is handed out again only after the hashers released it, which lets the
+    reader fill the next buffer while the previous one is still being hashed.
+    """
+
+    def __init__(self, hasher: ParallelHasher, chunk_size: int, slots: int = 4) -> None:
+        self.hasher = hasher
+        self.buffers = [bytearray(chunk_size) for _ in range(slots)]
+        self.turn = 0
+        self.busy: set[int] = set()
+
+    def next(self) -> tuple[int, memoryview]:
+        """The next free slot (waiting for the hashers if needed) and its whole buffer."""
+        slot = self.turn % len(self.buffers)
+        self.turn += 1
+        if slot in self.busy:
+            self.hasher.wait(slot)
+            self.busy.discard(slot)
+        return slot, memoryview(self.buffers[slot])
+
+    def hash(self, slot: int, view: memoryview) -> None:
+        """Hash ``view`` (which lives in ``slot``) in the background."""
+        self.hasher.submit(slot, view)
+        self.busy.add(slot)
+
+
+def compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """The first (algorithm, expected, actual) that differs, or None when all agree."""
+    for name, want in expected.items():
+        got = actual.get(name)
+        if got is not None and got.lower() != want.lower():
+            return name, want, got
+    return None

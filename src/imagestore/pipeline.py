@@ -1,0 +1,136 @@
+"""The one add pipeline every driver shares.
+
+One pass over the source: each chunk is handed to the hash threads, to the
+format inspector and to the driver's writer, while the size cap and the
+declared size are checked. Any failure aborts the writer, so a failed, refused
+or interrupted add leaves nothing published.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Union
+
+from .config import StoreSettings
+from .drivers.base import Writer
+from .errors import ImageTooLarge, SizeMismatch
+from .formats import FormatVerdict, StreamInspector
+from .hashing import BufferRing, ParallelHasher
+from .progress import Progress, Throttled
+
+__all__ = ["Source", "WriteOutcome", "write_stream"]
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes], Iterable[bytes]]
+"""What ``add`` accepts: bytes, a path, a binary file object or an iterable of byte chunks."""
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What the pipeline learned while writing: size, checksums and the format verdict."""
+
+    size: int
+    checksums: dict[str, str]
+    verdict: FormatVerdict | None
+
+
+def _fill(readinto: Any, view: memoryview) -> int:
+    """Fill ``view`` from a ``readinto`` callable; short only at end of stream."""
+    got = 0
+    while got < len(view):
+        n = readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
+    """Yield ``(slot, view)`` pairs; ``slot`` is the ring slot that keeps ``view`` alive."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        whole = memoryview(source).cast("B")
+        size = len(ring.buffers[0])
+        for start in range(0, len(whole), size):
+            slot, _ = ring.next()
+            yield slot, whole[start:start + size]
+        return
+    readinto = getattr(source, "readinto", None)
+    read = getattr(source, "read", None)
+    if readinto is not None or read is not None:
+        if readinto is None:
+            def readinto(view: memoryview) -> int:
+                data = read(len(view))
+                view[: len(data)] = data
+                return len(data)
+        while True:
+            slot, buf = ring.next()
+            n = _fill(readinto, buf)
+            if n == 0:
+                return
+            yield slot, buf[:n]
+        return
+    for chunk in source:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"add() data chunks must be bytes, not {type(chunk).__name__}")
+        if len(chunk):
+            slot, _ = ring.next()
+            yield slot, memoryview(chunk).cast("B")
+
+
+def open_source(source: Source) -> tuple[Any, IO[bytes] | None]:
+    """The object to read from, and a file to close afterwards when we opened one."""
+    if isinstance(source, (str, os.PathLike)):
+        handle = open(source, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        return handle, handle
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("add() needs a binary file object, not a text one")
+    return source, None
+
+
+def write_stream(
+    writer: Writer,
+    source: Source,
+    *,
+    settings: StoreSettings,
+    size: int | None,
+    progress: Progress | None,
+    store: str,
+    image: str,
+) -> WriteOutcome:
+    """Stream ``source`` into ``writer`` through the hashers, inspector and limits.
+
+    Does not commit or abort: the caller decides, so that publication and policy
+    stay in one place (``Store.add``).
+    """
+    cap = settings.max_image_size
+    hasher = ParallelHasher(settings.checksums)
+    inspector = StreamInspector() if settings.inspect else None
+    ticker = Throttled(progress, size)
+    total = 0
+    data, opened = open_source(source)
+    try:
+        ring = BufferRing(hasher, settings.chunk_size)
+        for slot, view in _chunks(data, ring):
+            total += len(view)
+            if cap is not None and total > cap:
+                raise ImageTooLarge(f"upload exceeds max_image_size of {cap} bytes", store=store, image=image)
+            if size is not None and total > size:
+                raise SizeMismatch(f"upload is longer than the declared {size} bytes", store=store, image=image)
+            ring.hash(slot, view)
+            if inspector is not None:
+                inspector.feed(view)
+            writer.write(view)
+            ticker.advance(len(view))
+        if size is not None and total != size:
+            raise SizeMismatch(
+                f"upload ended at {total} bytes, {size} were declared", store=store, image=image
+            )
+        checksums = hasher.digests()
+    finally:
+        hasher.close()
+        if opened is not None:
+            opened.close()
+    ticker.finish()
+    return WriteOutcome(total, checksums, inspector.finish() if inspector is not None else None)

@@ -1,0 +1,458 @@
+"""The conformance suite every driver runs (fsspec ``tests/abstract`` style).
+
+A backend passes by declaring one class::
+
+    class TestMemory(ConformanceSuite):
+        @pytest.fixture
+        def backend(self): return MemoryBackend()
+
+``backend`` is a :class:`Backend`. Tests read ``store.capabilities`` and check
+the behaviour a capability promises, or the ``Unsupported`` error its absence
+promises, so no test is skipped for lack of a feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import imagestore
+from imagestore import (
+    AlreadyExists,
+    ChecksumMismatch,
+    ImageTooLarge,
+    InvalidLocation,
+    NotFound,
+    SizeMismatch,
+    Store,
+    UnsafeImage,
+    Unsupported,
+)
+
+MiB = 1 << 20
+
+
+class Backend:
+    """What a backend declares for the suite."""
+
+    #: the mode ``clone(mode="auto")`` must pick between two stores of this backend
+    native_clone_mode: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """The store table (driver and options) for a fresh store over this backend."""
+        raise NotImplementedError
+
+    def sibling_spec(self) -> dict[str, Any]:
+        """A second store on the same backend, reachable by native clone."""
+        return self.spec()
+
+    def secrets(self) -> list[str]:
+        """Secret values this backend authenticates with; none may appear in any output."""
+        return []
+
+    def leftovers(self) -> list[str]:
+        """Temporaries or partial objects left in the backend (must be empty after a failed add)."""
+        return []
+
+    def make(self, name: str = "main", sibling: bool = False, **settings: Any) -> Store:
+        table = {**(self.sibling_spec() if sibling else self.spec()), **settings}
+        return imagestore.open_store(table, name)
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    """Deterministic, incompressible-looking test data."""
+    out = bytearray()
+    block = hashlib.sha512(str(seed).encode()).digest()
+    while len(out) < size:
+        block = hashlib.sha512(block).digest()
+        out += block * 64
+    return bytes(out[:size])
+
+
+def chunks(data: bytes, size: int = 100_000) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+
+
+class ConformanceSuite:
+    """Behaviour every store must have; subclasses provide the ``backend`` fixture."""
+
+    @pytest.fixture
+    def backend(self) -> Backend:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, backend: Backend) -> Iterator[Store]:
+        s = backend.make()
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def image_id(self, request: pytest.FixtureRequest) -> str:
+        digest = hashlib.sha1(f"{request.node.nodeid}{time.time_ns()}".encode()).hexdigest()[:12]
+        return f"img-{digest}"
+
+    # ------------------------------------------------------------ round trip
+    def test_add_known_size_roundtrip(self, store: Store, image_id: str) -> None:
+        data = payload(3 * MiB + 17)
+        info = store.add(image_id, io.BytesIO(data), len(data))
+        assert info.size == len(data)
+        assert info.checksums == {"md5": hashlib.md5(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
+        assert info.location.store == store.name
+        assert imagestore.Location.parse(str(info.location)) == info.location
+        assert store.stat(info.location) == info
+        assert store.stat(str(info.location)) == info
+        assert store.get(info.location) == data
+
+    def test_add_unknown_size_from_iterator(self, store: Store, image_id: str) -> None:
+        data = payload(2 * MiB + 5, seed=2)
+        if not store.capabilities.unknown_size:
+            with pytest.raises(Unsupported):
+                store.add(image_id, chunks(data))
+            return
+        info = store.add(image_id, chunks(data, 65_537))
+        assert info.size == len(data)
+        assert store.get(info.location) == data
+        assert store.stat(image_id).checksums["sha512"] == hashlib.sha512(data).hexdigest()
+
+    def test_add_from_bytes_and_path(self, store: Store, image_id: str, tmp_path: Any) -> None:
+        data = payload(MiB + 3, seed=3)
+        a = store.add(image_id + "-b", data, len(data))
+        path = tmp_path / "img"
+        path.write_bytes(data)
+        b = store.add(image_id + "-p", str(path), len(data))
+        assert a.checksums == b.checksums
+        assert store.get(b.location) == data
+
+    def test_empty_image(self, store: Store, image_id: str) -> None:
+        info = store.add(image_id, b"", 0)
+        assert info.size == 0
+        assert store.get(info.location) == b""
+        assert info.checksums["md5"] == hashlib.md5(b"").hexdigest()
+
+    def test_configured_checksums(self, backend: Backend, image_id: str) -> None:
+        store = backend.make(checksums=["sha256"])
+        data = payload(MiB, seed=4)
+        info = store.add(image_id, data, len(data))
+        assert info.checksums == {"sha256": hashlib.sha256(data).hexdigest()}
+        assert store.get(info.location) == data  # verified against sha256
+
+    def test_progress_callback(self, store: Store, image_id: str) -> None:
+        data = payload(5 * MiB, seed=5)
+        calls: list[tuple[int, int | None]] = []
+        info = store.add(image_id, data, len(data), progress=lambda d, t: calls.append((d, t)))
+        assert calls[-1] == (len(data), len(data))
+        reads: list[tuple[int, int | None]] = []
+        with store.open(info.location, progress=lambda d, t: reads.append((d, t))) as r:
+            assert b"".join(r) == data
+        assert reads[-1] == (len(data), len(data))
+
+    # ------------------------------------------------------------ ranges and verification
+    @pytest.mark.parametrize(("offset", "length"), [(0, 1), (1, 4096), (MiB - 1, 2), (0, None), (MiB, None),
+                                                    (2 * MiB - 10, 100), (5 * MiB, 10)])
+    def test_ranged_reads(self, store: Store, image_id: str, offset: int, length: int | None) -> None:
+        data = payload(2 * MiB, seed=6)
+        info = store.add(image_id, data, len(data))
+        end = None if length is None else offset + length
+        if not store.capabilities.range_read and (offset or length is not None):
+            with pytest.raises(Unsupported):
+                store.get(info.location, offset, length)
+            return
+        assert store.get(info.location, offset, length) == data[offset:end]
+
+    def test_verify_detects_wrong_expected(self, store: Store, image_id: str) -> None:
+        data = payload(MiB, seed=7)
+        info = store.add(image_id, data, len(data))
+        wrong = {"sha512": hashlib.sha512(b"other").hexdigest()}
+        with pytest.raises(ChecksumMismatch) as err, store.open(info.location, expected=wrong) as r:
+            for _ in r:
+                pass
+        assert err.value.algorithm == "sha512"
+        with store.open(info.location, expected={"md5": info.checksums["md5"]}) as r:
+            assert r.read() == data
+
+    def test_ranged_read_cannot_verify(self, store: Store, image_id: str) -> None:
+        info = store.add(image_id, payload(1000), 1000)
+        with pytest.raises(Unsupported):
+            store.open(info.location, 10, 10, verify=True)
+
+    def test_download_to_is_atomic_and_verified(self, store: Store, image_id: str, tmp_path: Any) -> None:
+        data = payload(3 * MiB, seed=8)
+        info = store.add(image_id, data, len(data))
+        tmp_path = tmp_path / "downloads"
+        tmp_path.mkdir()
+        out = tmp_path / "out.img"
+        store.download_to(info.location, out)
+        assert out.read_bytes() == data
+        bad = tmp_path / "bad.img"
+        with pytest.raises(ChecksumMismatch), store.open(
+            info.location, expected={"md5": "0" * 32}
+        ) as reader:
+            imagestore.reader.write_atomically(reader, bad)  # type: ignore[attr-defined]
+        assert not bad.exists()
+        assert os.listdir(tmp_path) == ["out.img"]
+
+    # ------------------------------------------------------------ publication
+    def test_add_existing_id_refused(self, store: Store, image_id: str) -> None:
+        first = payload(MiB, seed=9)
+        store.add(image_id, first, len(first))
+        with pytest.raises(AlreadyExists):
+            store.add(image_id, payload(MiB, seed=10), MiB)
+        assert store.get(image_id) == first
+
+    def test_concurrent_adds_of_one_id(self, backend: Backend, image_id: str) -> None:
+        store = backend.make()
+        datas = [payload(2 * MiB, seed=100 + i) for i in range(4)]
+        barrier = threading.Barrier(len(datas))
+        results: list[object] = [None] * len(datas)
+
+        def slow(data: bytes) -> Iterator[bytes]:
+            barrier.wait()  # every writer is open before anyone finishes
+            yield from chunks(data, 256 * 1024)
+
+        def run(i: int) -> None:
+            try:
+                results[i] = store.add(image_id, slow(datas[i]))
+            except BaseException as exc:  # noqa: BLE001
+                results[i] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(datas))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        winners = [r for r in results if isinstance(r, imagestore.ImageInfo)]
+        losers = [r for r in results if isinstance(r, AlreadyExists)]
+        assert len(winners) == 1, results
+        assert len(losers) == len(datas) - 1, results
+        assert store.get(image_id) == datas[results.index(winners[0])]
+        assert backend.leftovers() == []
+
+    def test_abort_mid_stream_leaves_nothing(self, backend: Backend, store: Store, image_id: str) -> None:
+        def broken() -> Iterator[bytes]:
+            yield payload(3 * MiB)
+            raise ConnectionResetError("client went away")
+
+        with pytest.raises(ConnectionResetError):
+            store.add(image_id, broken())
+        with pytest.raises(NotFound):
+            store.stat(image_id)
+        assert backend.leftovers() == []
+        store.add(image_id, b"second try", 10)  # the id is free
+
+    def test_size_cap_stops_endless_upload(self, backend: Backend, image_id: str) -> None:
+        store = backend.make(max_image_size=4 * MiB)
+        pulled = 0
+
+        def endless() -> Iterator[bytes]:
+            nonlocal pulled
+            block = payload(MiB, seed=11)
+            while True:
+                pulled += len(block)
+                yield block
+
+        with pytest.raises(ImageTooLarge):
+            store.add(image_id, endless())
+        assert pulled <= 6 * MiB
+        with pytest.raises(ImageTooLarge):
+            store.add(image_id, b"x" * 10, 5 * MiB)  # declared too large: refused before any byte
+        with pytest.raises(NotFound):
+            store.stat(image_id)
+        assert backend.leftovers() == []
+
+    @pytest.mark.parametrize("declared", [MiB - 1, MiB + 1])
+    def test_size_mismatch(self, backend: Backend, store: Store, image_id: str, declared: int) -> None:
+        with pytest.raises(SizeMismatch):
+            store.add(image_id, io.BytesIO(payload(MiB)), declared)
+        with pytest.raises(NotFound):
+            store.stat(image_id)
+        assert backend.leftovers() == []
+
+    def test_killed_add_leaves_no_image(self, backend: Backend, image_id: str, tmp_path: Any) -> None:
+        """A writer process killed mid-upload publishes nothing; the id stays free."""
+        marker = tmp_path / "started"
+        code = textwrap.dedent(f"""
+            import imagestore, pathlib, time
+            store = imagestore.open_store({backend.spec()!r}, "main")
+            def slow():
+                yield b"x" * (1 << 20)
+                pathlib.Path({str(marker)!r}).write_text("1")
+                while True:
+                    time.sleep(0.05)
+                    yield b"y" * 65536
+            store.add({image_id!r}, slow())
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists():
+                assert proc.poll() is None, "writer died before it started"
+                assert time.monotonic() < deadline, "writer never started"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        store = backend.make()
+        with pytest.raises(NotFound):
+            store.stat(image_id)
+        info = store.add(image_id, b"after the kill", 14)
+        assert store.get(info.location) == b"after the kill"
+
+    # ------------------------------------------------------------ delete
+    def test_delete_semantics(self, store: Store, image_id: str) -> None:
+        info = store.add(image_id, b"to be deleted", 13)
+        assert store.delete(info.location) is imagestore.DeleteOutcome.DELETED
+        for op in (store.stat, store.get, store.delete):
+            with pytest.raises(NotFound):
+                op(info.location)
+
+    # ------------------------------------------------------------ bad input
+    @pytest.mark.parametrize("bad", ["", "../escape", "/abs", "a/b", ".hidden", "x" * 300, "sp ace",
+                                     "nul\x00", "..", "ok/../../etc"])
+    def test_bad_ids_refused(self, backend: Backend, store: Store, bad: str) -> None:
+        with pytest.raises(InvalidLocation):
+            store.add(bad, b"data", 4)
+        assert backend.leftovers() == []
+
+    def test_foreign_locations_refused(self, store: Store, image_id: str) -> None:
+        info = store.add(image_id, b"data", 4)
+        loc = info.location
+        foreign = [
+            loc.with_store("elsewhere"),
+            imagestore.Location("file", "", ("etc", "passwd"), store.name),
+            imagestore.Location("file", "", ("etc", "passwd")),
+            imagestore.Location("memory", "other-namespace", (image_id,)),
+            imagestore.Location("rbd", "0000", ("pool", image_id, "snap")),
+        ]
+        for bad in foreign:
+            with pytest.raises(InvalidLocation):
+                store.stat(bad)
+        for text in ["file:///etc/passwd?store=" + store.name, "s3://key:secret@host/b/k",
+                     f"{loc.scheme}://{loc.host}/%2e%2e/x", "non sense", "ftp://x/y"]:
+            with pytest.raises(InvalidLocation) as err:
+                store.stat(text)
+            assert "secret" not in str(err.value)
+
+    # ------------------------------------------------------------ clone
+    def test_clone_auto_same_store(self, backend: Backend, store: Store, image_id: str) -> None:
+        data = payload(2 * MiB, seed=12)
+        info = store.add(image_id, data, len(data))
+        check = store.can_clone(info.location)
+        expected_mode = backend.native_clone_mode or "stream"
+        assert check.possible and check.mode == expected_mode, check
+        res = store.clone(info.location, name=image_id + "-c")
+        assert res.mode == expected_mode
+        assert res.location.store == store.name
+        clone = store.stat(res.location)
+        assert clone.checksums == info.checksums and clone.size == info.size
+        assert store.get(res.location) == data
+        with pytest.raises(AlreadyExists):
+            store.clone(info.location, name=image_id + "-c")
+
+    def test_clone_to_sibling_store(self, backend: Backend, store: Store, image_id: str) -> None:
+        sibling = backend.make("sibling", sibling=True)
+        data = payload(MiB, seed=13)
+        info = store.add(image_id, data, len(data))
+        res = store.clone(info.location, sibling, name=image_id + "-s")
+        assert res.mode == (backend.native_clone_mode or "stream")
+        assert res.location.store == "sibling"
+        assert sibling.get(res.location) == data
+        assert sibling.stat(res.location).checksums == info.checksums
+
+    def test_clone_explicit_modes(self, backend: Backend, store: Store, image_id: str) -> None:
+        info = store.add(image_id, payload(MiB, seed=14), MiB)
+        native = backend.native_clone_mode
+        for mode in ("cow", "server_copy"):
+            if mode == native:
+                assert store.can_clone(info.location, mode=mode).possible
+                continue
+            check = store.can_clone(info.location, mode=mode)  # type: ignore[arg-type]
+            assert not check.possible and check.reason
+            with pytest.raises(Unsupported):
+                store.clone(info.location, name=image_id + "-" + mode, mode=mode)  # type: ignore[arg-type]
+        res = store.clone(info.location, name=image_id + "-stream", mode="stream")
+        assert res.mode == "stream" and store.get(res.location) == store.get(info.location)
+
+    def test_clone_to_other_backend_streams_verified(self, store: Store, image_id: str) -> None:
+        other = imagestore.open_store("memory://", "scratch")
+        data = payload(MiB, seed=15)
+        info = store.add(image_id, data, len(data))
+        check = store.can_clone(info.location, other)
+        assert check.mode == "stream"
+        with pytest.raises(Unsupported):
+            store.clone(info.location, other, mode="cow")
+        res = store.clone(info.location, other)
+        assert res.mode == "stream" and other.get(res.location) == data
+        assert other.stat(res.location).checksums == info.checksums
+
+    # ------------------------------------------------------------ locate
+    def test_locate(self, store: Store, image_id: str) -> None:
+        data = payload(MiB, seed=16)
+        info = store.add(image_id, data, len(data))
+        if not store.capabilities.direct_access:
+            with pytest.raises(Unsupported):
+                store.locate(info.location)
+            return
+        access = store.locate(info.location)
+        assert access.kind in ("path", "rbd", "url")
+        if access.kind == "path":
+            assert access.path is not None
+            with open(access.path, "rb") as fh:
+                assert fh.read() == data
+        if access.kind == "rbd":
+            assert access.image == image_id and access.pool and access.fsid and access.snapshot
+            assert access.mon_hosts
+        assert "key" not in repr(access).lower() or "keyring" not in repr(access).lower()
+
+    # ------------------------------------------------------------ format policy
+    def test_unsafe_image_rejected_leaves_nothing(self, backend: Backend, store: Store, image_id: str,
+                                                  qcow2_with_backing: bytes) -> None:
+        with pytest.raises(UnsafeImage) as err:
+            store.add(image_id, qcow2_with_backing, len(qcow2_with_backing))
+        assert err.value.reasons
+        with pytest.raises(NotFound):
+            store.stat(image_id)
+        assert backend.leftovers() == []
+
+    def test_allowed_formats_and_declared_format(self, backend: Backend, image_id: str,
+                                                 qcow2_plain: bytes) -> None:
+        only_raw = backend.make(allowed_formats=["raw"])
+        with pytest.raises(UnsafeImage):
+            only_raw.add(image_id, qcow2_plain, len(qcow2_plain))
+        store = backend.make()
+        with pytest.raises(UnsafeImage):
+            store.add(image_id, qcow2_plain, len(qcow2_plain), format="raw")
+        info = store.add(image_id, qcow2_plain, len(qcow2_plain), format="qcow2")
+        assert info.format == "qcow2" and info.virtual_size == 64 * MiB
+        assert store.stat(info.location).format == "qcow2"
+        assert backend.leftovers() == []
+
+    # ------------------------------------------------------------ secrets
+    def test_no_credentials_in_logs_or_reprs(self, backend: Backend, store: Store, image_id: str,
+                                             caplog: Any) -> None:
+        caplog.set_level(logging.DEBUG, logger="imagestore")
+        info = store.add(image_id, b"abc", 3)
+        store.stat(info.location)
+        with pytest.raises(imagestore.ImageStoreError) as err:
+            store.add(image_id, b"abc", 3)
+        texts = [repr(store), repr(info), str(info.location), repr(store.capabilities), caplog.text,
+                 str(err.value), repr(store.driver.describe()), repr(store.locate(info.location))
+                 if store.capabilities.direct_access else ""]
+        for secret in backend.secrets():
+            for text in texts:
+                assert secret not in text, text
+        assert "@" not in str(info.location)

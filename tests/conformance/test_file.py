@@ -1,0 +1,56 @@
+"""The conformance suite on the file driver: an ordinary filesystem and a real XFS reflink mount."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .suite import Backend, ConformanceSuite
+
+
+class FileBackend(Backend):
+    def __init__(self, base: Path, native: str) -> None:
+        self.root = base / "images"
+        self.sibling_root = base / "vms"
+        self.native_clone_mode = native
+
+    def spec(self) -> dict[str, Any]:
+        return {"driver": "file", "root": str(self.root)}
+
+    def sibling_spec(self) -> dict[str, Any]:
+        return {"driver": "file", "root": str(self.sibling_root)}
+
+    def leftovers(self) -> list[str]:
+        found = []
+        for root in (self.root, self.sibling_root):
+            tmp = root / ".tmp"
+            if tmp.is_dir():
+                found += [str(p) for p in tmp.iterdir()]
+        return found
+
+
+class TestFileOrdinary(ConformanceSuite):
+    """On the test machine's own filesystem (ext4 or overlay: no reflink)."""
+
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Backend:
+        b = FileBackend(tmp_path, "server_copy")
+        assert not b.make().capabilities.cow_clone, "this filesystem reflinks; the XFS class covers that"
+        return b
+
+
+@pytest.mark.xfs
+class TestFileXfsReflink(ConformanceSuite):
+    """On a real XFS filesystem with reflink=1: clones are FICLONE (mode cow)."""
+
+    @pytest.fixture
+    def backend(self, xfs_mount: Path, request: pytest.FixtureRequest) -> Iterator[Backend]:
+        base = xfs_mount / f"t{abs(hash(request.node.nodeid)) % 10**10}-{os.getpid()}"
+        base.mkdir()
+        b = FileBackend(base, "cow")
+        assert b.make().capabilities.cow_clone
+        yield b

@@ -1,0 +1,111 @@
+"""The CLI: JSON output shapes, exit codes, locations accepted without --store."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from imagestore.cli import main
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+default = "a"
+[stores.a]
+driver = "file"
+root = "{tmp_path / 'a'}"
+[stores.b]
+driver = "file"
+root = "{tmp_path / 'b'}"
+""")
+    monkeypatch.setenv("IMAGESTORE_CONFIG", str(cfg))
+    return cfg
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_add_stat_clone_locate_get_rm(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "disk.raw"
+    src.write_bytes(os.urandom(300_000))
+    code, out, _ = run(capsys, "--json", "add", "img1", str(src))
+    assert code == 0
+    added = json.loads(out)
+    assert set(added) == {"location", "store", "size", "checksums", "format", "virtual_size"}
+    assert added["store"] == "a" and added["size"] == 300_000 and added["format"] == "raw"
+    loc = added["location"]
+    code, out, _ = run(capsys, "--json", "stat", loc)
+    assert json.loads(out) == added
+    code, out, _ = run(capsys, "--json", "clone", loc, "--to", "b", "--name", "img2")
+    cloned = json.loads(out)
+    assert code == 0 and set(cloned) == {"location", "mode"} and cloned["mode"] == "server_copy"
+    code, out, _ = run(capsys, "--json", "locate", cloned["location"])  # no --store needed
+    assert json.loads(out) == {"kind": "path", "path": str(tmp_path / "b" / "img2")}
+    dest = tmp_path / "out.raw"
+    code, _, _ = run(capsys, "get", cloned["location"], "-o", str(dest))
+    assert code == 0 and dest.read_bytes() == src.read_bytes()
+    part = tmp_path / "part.raw"
+    code, out, _ = run(capsys, "get", loc, "--offset", "10", "--length", "5", "-o", str(part))
+    assert code == 0 and part.read_bytes() == src.read_bytes()[10:15]
+    code, out, _ = run(capsys, "--json", "rm", cloned["location"])
+    assert json.loads(out) == {"outcome": "deleted"}
+    code, _, err = run(capsys, "--json", "rm", cloned["location"])
+    assert code == 1 and json.loads(err)["error"] == "NotFound"
+
+
+def test_stdin_add_and_bare_ids(config: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class In:
+        buffer = io.BytesIO(b"from stdin")
+
+    monkeypatch.setattr(sys, "stdin", In)
+    code, out, _ = run(capsys, "--json", "--store", "b", "add", "s1")
+    assert code == 0 and json.loads(out)["store"] == "b"
+    code, out, _ = run(capsys, "--json", "--store", "b", "stat", "s1")
+    assert json.loads(out)["size"] == 10
+
+
+@pytest.mark.parametrize(("args", "code", "error"), [
+    (["nope"], 2, "UsageError"),
+    (["add"], 2, "UsageError"),
+    (["stat", "rbd://f/p/i/s"], 2, "InvalidLocation"),
+    (["stat", "s3://AK:SECRETKEY@h/b/k"], 2, "InvalidLocation"),
+    (["--store", "zz", "stat", "x"], 2, "ConfigError"),
+    (["stat", "missing"], 1, "NotFound"),
+    (["add", "../x", "/etc/hostname"], 2, "InvalidLocation"),
+    (["add", "x", "/no/such/file"], 2, "UsageError"),
+    (["clone", "missing", "--mode", "cow"], 1, "NotFound"),
+])
+def test_errors(config: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, error: str) -> None:
+    got, out, err = run(capsys, "--json", *args)
+    assert got == code and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    payload = json.loads(lines[0])
+    assert payload["error"] == error and payload["message"]
+    assert "SECRETKEY" not in err
+
+
+def test_bad_config_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[stores.a]\ndriver = "file"\nroot = "/x"\nbogus = 1\n')
+    code, _, err = run(capsys, "--config", str(cfg), "stores")
+    assert code == 2 and "stores.a.bogus" in err and len(err.strip().splitlines()) == 1
+
+
+def test_stores_lists_capabilities(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--json", "stores")
+    data = json.loads(out)
+    assert data["default"] == "a" and set(data["stores"]) == {"a", "b"}
+    assert data["stores"]["a"]["capabilities"]["atomic_create"] is True
