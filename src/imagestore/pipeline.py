@@ -56,9 +56,9 @@ def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
             slot, _ = ring.next()
             yield slot, whole[start:start + size]
         return
-    readinto = getattr(source, "readinto", None)
     read = getattr(source, "read", None)
-    if readinto is not None or read is not None:
+    if read is not None:
+        readinto = getattr(source, "readinto", None)
         if readinto is None:
             def readinto(view: memoryview) -> int:
                 data = read(len(view))

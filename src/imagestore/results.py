@@ -70,14 +70,11 @@ class CloneCheck:
         return self.possible
 
 
-class DeleteOutcome(str, enum.Enum):
+class DeleteOutcome(enum.StrEnum):
     """What ``delete`` did: removed the image, or deferred removal until dependants go."""
 
     DELETED = "deleted"
     DEFERRED = "deferred"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None) -> dict[str, str]:

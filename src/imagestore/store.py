@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from .capabilities import Capabilities
 from .config import StoreSettings
-from .drivers.base import CloneMode, CloneRequest, Driver, Transient
+from .drivers.base import CloneRequest, Driver, Transient
 from .errors import (
     BackendUnavailable,
     ChecksumMismatch,
@@ -72,7 +72,7 @@ class Store:
             raise InvalidLocation(f"location {loc} is not in this store", store=self.name)
         return loc.with_store(self.name)
 
-    def _retry(self, op: str, fn: Any, image: str | None = None) -> Any:
+    def _retry(self, op: str, fn: Callable[[], T], image: str | None = None) -> T:
         return call_with_retries(
             op, fn, retries=self.settings.retries, backoff=self.settings.retry_backoff,
             store=self.name, image=image,
@@ -115,9 +115,9 @@ class Store:
             verdict = outcome.verdict
             if verdict is not None:
                 settings.policy.check(verdict, declared=format, store=self.name, image=image_id)
-            elif format is not None and settings.policy.allowed_formats is not None:
-                if format.lower() not in settings.policy.allowed_formats:
-                    raise UnsafeImage(f"format {format!r} is not allowed", store=self.name, image=image_id)
+            elif format is not None and settings.policy.allowed_formats is not None \
+                    and format.lower() not in settings.policy.allowed_formats:
+                raise UnsafeImage(f"format {format!r} is not allowed", store=self.name, image=image_id)
             detected = verdict.format if verdict is not None else format
             vsize = verdict.virtual_size if verdict is not None else None
             meta = encode_metadata(outcome.checksums, detected, vsize)

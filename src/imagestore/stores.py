@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import StoreSettings, validate_driver_options
 from .drivers.base import Driver
-from .errors import ConfigError, DriverNotInstalled, ImageStoreError, InvalidLocation
+from .errors import ConfigError, DriverNotInstalled, InvalidLocation
 from .location import Location, validate_store_name
 from .store import Store
 
@@ -44,8 +44,8 @@ def load_driver_class(driver: str, key: str = "driver") -> type[Driver]:
     from stevedore.exception import NoMatches
 
     try:
-        manager = DriverManager(ENTRY_POINT_GROUP, driver, invoke_on_load=False,
-                                on_load_failure_callback=_raise_load)
+        manager: DriverManager[Any] = DriverManager(ENTRY_POINT_GROUP, driver, invoke_on_load=False,
+                                                    on_load_failure_callback=_raise_load)
     except NoMatches:
         known = ", ".join(installed_drivers()) or "none"
         hint = f" ({_INSTALL_HINTS[driver]})" if driver in _INSTALL_HINTS else ""
@@ -56,7 +56,7 @@ def load_driver_class(driver: str, key: str = "driver") -> type[Driver]:
     return cls
 
 
-def _raise_load(manager: Any, entry_point: Any, exc: Exception) -> None:
+def _raise_load(manager: Any, entry_point: Any, exc: BaseException) -> None:
     if isinstance(exc, ImportError):
         hint = _INSTALL_HINTS.get(entry_point.name, "reinstall imagestore")
         raise DriverNotInstalled(f"driver {entry_point.name!r} cannot be imported ({exc}); {hint}") from exc
@@ -212,8 +212,7 @@ def open_store(spec: str | os.PathLike[str] | Mapping[str, Any], name: str | Non
     """One store from a URI (``file:///dir``, ``memory://``) or a dict with a ``driver`` key."""
     if isinstance(spec, Mapping):
         store_name = name or str(spec.get("name", spec.get("driver", "store")))
-        table = {k: v for k, v in spec.items() if k != "name"}
-        return _Spec(store_name, table, f"stores.{store_name}").build()
+        return _Spec(store_name, {k: v for k, v in spec.items() if k != "name"}, f"stores.{store_name}").build()
     text = os.fspath(spec)
     if text.startswith("file://"):
         root = text[len("file://"):]
