@@ -55,7 +55,7 @@ class ImageReader:
         """Up to ``n`` bytes (all that is left for ``n < 0``); ``b""`` at the end after verifying."""
         if n < 0:
             return b"".join(iter(self))
-        if n == 0:
+        if n == 0 or self._closed:
             return b""
         data = self._reader.read(n)
         if not data:
@@ -65,7 +65,7 @@ class ImageReader:
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
+        while not self._closed:
             data = self._reader.read(self._chunk)
             if not data:
                 self._finish()

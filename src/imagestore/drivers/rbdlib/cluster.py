@@ -1,0 +1,257 @@
+"""A librados connection (:class:`Cluster`) and the pool-level RBD operations."""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import math
+import os
+import re
+import threading
+from ctypes import byref, c_int, c_size_t, c_void_p
+from dataclasses import dataclass
+
+from ...errors import ConfigError, NotFound
+from ._ffi import RBD_FEATURE_LAYERING, RbdError, _b, _ImageSpec, _s, _TrashInfo, error_for, load
+from .image import Image
+
+_MON_TOKEN = re.compile(r"\[[^\]]*\]|[^\s,;]+")
+
+
+def split_mon_host(value: str) -> tuple[str, ...]:
+    """``mon_host`` as a tuple of entries; ``[v2:a,v1:b]`` groups stay whole."""
+    return tuple(m.group(0) for m in _MON_TOKEN.finditer(value))
+
+
+class Cluster:
+    """One librados connection: opened lazily, reused, thread-safe; caches one ioctx per pool."""
+
+    def __init__(
+        self,
+        conf: str,
+        user: str = "admin",
+        keyring: str | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        op_timeout: float = 60.0,
+        label: str | None = None,
+    ) -> None:
+        self.lib = load()
+        self.conf = conf
+        self.user = user
+        self.label = label
+        self._lock = threading.Lock()
+        self._ioctx: dict[str, c_void_p] = {}
+        self._connected = False
+        self._closed = False
+        self._handle = c_void_p()
+        if not os.path.isfile(conf):
+            raise ConfigError(f"ceph configuration file {conf!r} does not exist", key="conf", store=label)
+        self._check(self.lib.rados_create(byref(self._handle), _b(user)), "rados_create")
+        try:
+            ret = self.lib.rados_conf_read_file(self._handle, _b(conf))
+            if ret < 0:
+                raise ConfigError(f"cannot read ceph configuration {conf!r}: {os.strerror(-ret)}", key="conf", store=label)
+            if keyring:
+                self._set("keyring", keyring)
+            # these options take whole seconds; 0 would mean "wait forever"
+            self._set("client_mount_timeout", str(max(1, math.ceil(connect_timeout))))
+            self._set("rados_mon_op_timeout", str(max(1, math.ceil(op_timeout))))
+            self._set("rados_osd_op_timeout", str(max(1, math.ceil(op_timeout))))
+            # never write a log file or an admin socket on behalf of a library user
+            self._set("log_file", "")
+            self._set("admin_socket", "")
+            # errors come back as exceptions: keep librbd's own messages off the caller's stderr
+            self._set("log_to_stderr", "false")
+            self._set("err_to_stderr", "false")
+        except BaseException:
+            self.lib.rados_shutdown(self._handle)
+            raise
+
+    def _check(self, ret: int, op: str, image: str | None = None) -> int:
+        if ret < 0:
+            raise error_for(ret, op, store=self.label, image=image)
+        return ret
+
+    def _set(self, option: str, value: str) -> None:
+        self._check(self.lib.rados_conf_set(self._handle, _b(option), _b(value)), f"rados_conf_set({option})")
+
+    def conf_get(self, option: str) -> str:
+        """A configuration value (from the conf file before connecting, the live one after)."""
+        size = 256
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            ret = self.lib.rados_conf_get(self._handle, _b(option), buf, size)
+            if ret == -_errno.ENAMETOOLONG and size < 1 << 20:
+                size *= 4
+                continue
+            self._check(ret, f"rados_conf_get({option})")
+            return buf.value.decode()
+
+    def connect(self) -> None:
+        """Connect if not yet connected; errors are mapped (a dead mon gives Transient quickly)."""
+        if self._connected:
+            return
+        with self._lock:
+            if self._closed:
+                raise RbdError("the ceph connection is closed", errno=_errno.ESHUTDOWN, store=self.label)
+            if not self._connected:
+                ret = self.lib.rados_connect(self._handle)
+                if ret == -_errno.ENOENT:
+                    raise ConfigError(
+                        f"cannot connect as client.{self.user}: no keyring or key found "
+                        f"(conf {self.conf!r})",
+                        key="keyring",
+                        store=self.label,
+                    )
+                self._check(ret, f"rados_connect(client.{self.user})")
+                self._connected = True
+
+    def handle(self) -> c_void_p:
+        """The connected rados_t handle."""
+        self.connect()
+        return self._handle
+
+    def fsid(self) -> str:
+        """The cluster fsid as the cluster reports it."""
+        buf = ctypes.create_string_buffer(64)
+        self._check(self.lib.rados_cluster_fsid(self.handle(), buf, 64), "rados_cluster_fsid")
+        return buf.value.decode()
+
+    def mon_hosts(self) -> tuple[str, ...]:
+        """The monitor addresses of the configuration (``mon_host``)."""
+        return split_mon_host(self.conf_get("mon_host"))
+
+    def pool_exists(self, pool: str) -> bool:
+        """Whether the pool exists (visible to this user)."""
+        ret = self.lib.rados_pool_lookup(self.handle(), _b(pool))
+        if ret == -_errno.ENOENT:
+            return False
+        self._check(int(ret), f"rados_pool_lookup({pool})")
+        return True
+
+    def ioctx(self, pool: str) -> c_void_p:
+        """The (cached) I/O context of ``pool``; NotFound if the pool does not exist."""
+        io = self._ioctx.get(pool)
+        if io is not None:
+            return io
+        handle = self.handle()
+        with self._lock:
+            io = self._ioctx.get(pool)
+            if io is None:
+                io = c_void_p()
+                ret = self.lib.rados_ioctx_create(handle, _b(pool), byref(io))
+                if ret == -_errno.ENOENT:
+                    raise NotFound(f"pool {pool!r} does not exist", store=self.label)
+                self._check(ret, f"rados_ioctx_create({pool})")
+                self._ioctx[pool] = io
+            return io
+
+    def shutdown(self) -> None:
+        """Destroy the I/O contexts and the connection; safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for io in self._ioctx.values():
+                self.lib.rados_ioctx_destroy(io)
+            self._ioctx.clear()
+            self.lib.rados_shutdown(self._handle)
+            self._connected = False
+
+    # -- pool-level image operations ---------------------------------------
+    def create(self, pool: str, name: str, size: int, *, order: int, features: int = RBD_FEATURE_LAYERING) -> None:
+        """Create a format-2 image of ``size`` bytes with objects of ``1 << order`` bytes."""
+        c_order = c_int(order)
+        ret = self.lib.rbd_create2(self.ioctx(pool), _b(name), size, features, byref(c_order))
+        self._check(ret, f"rbd_create2({pool}/{name})", name)
+
+    def clone(
+        self,
+        parent_pool: str,
+        parent: str,
+        snap: str,
+        child_pool: str,
+        child: str,
+        *,
+        order: int = 0,
+        features: int = RBD_FEATURE_LAYERING,
+    ) -> None:
+        """Clone ``parent@snap`` into ``child_pool/child`` (librbd picks v1 or v2 by the cluster)."""
+        c_order = c_int(order)
+        ret = self.lib.rbd_clone2(
+            self.ioctx(parent_pool), _b(parent), _b(snap), self.ioctx(child_pool), _b(child),
+            features, byref(c_order), 0, 0,
+        )
+        self._check(ret, f"rbd_clone2({parent_pool}/{parent}@{snap} -> {child_pool}/{child})", child)
+
+    def remove(self, pool: str, name: str) -> None:
+        """Remove an image that has no snapshots."""
+        self._check(self.lib.rbd_remove(self.ioctx(pool), _b(name)), f"rbd_remove({pool}/{name})", name)
+
+    def rename(self, pool: str, src: str, dst: str) -> None:
+        """Rename atomically; AlreadyExists when ``dst`` is taken."""
+        ret = self.lib.rbd_rename(self.ioctx(pool), _b(src), _b(dst))
+        self._check(ret, f"rbd_rename({pool}/{src} -> {dst})", dst)
+
+    def list_images(self, pool: str) -> list[tuple[str, str]]:
+        """``(id, name)`` of every image in the pool (not the trash)."""
+        io = self.ioctx(pool)
+        size = c_size_t(64)
+        while True:
+            arr = (_ImageSpec * size.value)()
+            ret = self.lib.rbd_list2(io, arr, byref(size))
+            if ret == -_errno.ERANGE:
+                continue
+            self._check(ret, f"rbd_list2({pool})")
+            try:
+                return [(_s(arr[i].id), _s(arr[i].name)) for i in range(size.value)]
+            finally:
+                self.lib.rbd_image_spec_list_cleanup(arr, size.value)
+
+    def trash_move(self, pool: str, name: str) -> None:
+        """Move an image to the pool's trash (no deferment)."""
+        ret = self.lib.rbd_trash_move(self.ioctx(pool), _b(name), 0)
+        self._check(ret, f"rbd_trash_move({pool}/{name})", name)
+
+    def trash_list(self, pool: str) -> list[TrashEntry]:
+        """The entries of the pool's trash."""
+        io = self.ioctx(pool)
+        size = c_size_t(32)
+        while True:
+            arr = (_TrashInfo * max(size.value, 1))()
+            ret = self.lib.rbd_trash_list(io, arr, byref(size))
+            if ret == -_errno.ERANGE:
+                continue
+            self._check(ret, f"rbd_trash_list({pool})")
+            try:
+                return [
+                    TrashEntry(
+                        _s(arr[i].id), _s(arr[i].name), arr[i].source, arr[i].deletion_time, arr[i].deferment_end_time
+                    )
+                    for i in range(size.value)
+                ]
+            finally:
+                self.lib.rbd_trash_list_cleanup(arr, size.value)
+
+    def trash_remove(self, pool: str, image_id: str, *, force: bool = False) -> None:
+        """Remove an image from the trash for good."""
+        ret = self.lib.rbd_trash_remove(self.ioctx(pool), _b(image_id), force)
+        self._check(ret, f"rbd_trash_remove({pool}/id {image_id})", image_id)
+
+    def open(
+        self, pool: str, name: str, *, snap: str | None = None, read_only: bool = False, by_id: bool = False
+    ) -> Image:
+        """Open an image (head, or ``snap`` read-only) for the duration of one operation."""
+        return Image(self, pool, name, snap=snap, read_only=read_only, by_id=by_id)
+
+
+@dataclass(frozen=True)
+class TrashEntry:
+    """One image in a pool's trash."""
+
+    id: str
+    name: str
+    source: int
+    deletion_time: int
+    deferment_end_time: int

@@ -1,0 +1,310 @@
+"""An open RBD image (:class:`Image`) and polled aio completions."""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from collections.abc import Iterator
+from ctypes import byref, c_char, c_int, c_size_t, c_uint64, c_void_p
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._ffi import (
+    RbdError,
+    _b,
+    _Lib,
+    _LinkedImageSpec,
+    _s,
+    _SnapInfo,
+    _SnapSpec,
+    _Timespec,
+    error_for,
+)
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+@dataclass(frozen=True)
+class ParentSpec:
+    """Where a clone's data comes from."""
+
+    pool: str
+    image: str
+    image_id: str
+    snap: str
+    trash: bool
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A clone of a snapshot."""
+
+    pool: str
+    image: str
+    image_id: str
+    trash: bool
+
+
+
+class Completion:
+    """A polled aio completion (no callback): submit, then :meth:`wait` in the same thread."""
+
+    __slots__ = ("_c", "_lib", "keep")
+
+    def __init__(self, lib: _Lib, keep: Any = None) -> None:
+        self._lib = lib
+        self._c = c_void_p()
+        self.keep = keep  # the buffer must outlive the I/O
+        ret = lib.rbd_aio_create_completion(None, None, byref(self._c))
+        if ret < 0:
+            raise error_for(ret, "rbd_aio_create_completion")
+
+    @property
+    def handle(self) -> c_void_p:
+        return self._c
+
+    def wait(self) -> int:
+        """Block until done; the I/O's return value (negative errno on failure). Releases it."""
+        try:
+            self._lib.rbd_aio_wait_for_complete(self._c)
+            return int(self._lib.rbd_aio_get_return_value(self._c))
+        finally:
+            self._lib.rbd_aio_release(self._c)
+            self.keep = None
+
+
+class Image:
+    """An open librbd image handle; use as a context manager, one operation or stream at a time."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        pool: str,
+        name: str,
+        *,
+        snap: str | None = None,
+        read_only: bool = False,
+        by_id: bool = False,
+    ) -> None:
+        self.cluster = cluster
+        self.lib = cluster.lib
+        self.pool = pool
+        self.name = name
+        self._h = c_void_p()
+        io = cluster.ioctx(pool)
+        if by_id:
+            fn, op = self.lib.rbd_open_by_id, "rbd_open_by_id"
+        elif read_only:
+            fn, op = self.lib.rbd_open_read_only, "rbd_open_read_only"
+        else:
+            fn, op = self.lib.rbd_open, "rbd_open"
+        where = f"{pool}/{name}" + (f"@{snap}" if snap else "")
+        self._check(fn(io, _b(name), byref(self._h), _b(snap)), f"{op}({where})")
+
+    def _check(self, ret: int, op: str) -> int:
+        if ret < 0:
+            raise error_for(ret, op, store=self.cluster.label, image=self.name)
+        return ret
+
+    def close(self) -> None:
+        """Close the handle (flushes pending writes); safe to call twice."""
+        if self._h:
+            h, self._h = self._h, c_void_p()
+            self._check(self.lib.rbd_close(h), "rbd_close")
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- size and data ------------------------------------------------------
+    def size(self) -> int:
+        """Size in bytes of the head or of the open snapshot."""
+        v = c_uint64()
+        self._check(self.lib.rbd_get_size(self._h, byref(v)), "rbd_get_size")
+        return v.value
+
+    def resize(self, size: int) -> None:
+        """Grow or shrink the image."""
+        self._check(self.lib.rbd_resize(self._h, size), f"rbd_resize({size})")
+
+    def image_id(self) -> str:
+        """The image's internal id (stable across renames)."""
+        buf = ctypes.create_string_buffer(128)
+        self._check(self.lib.rbd_get_id(self._h, buf, 128), "rbd_get_id")
+        return buf.value.decode()
+
+    def op_features(self) -> int:
+        """The operation features bitmask (clone v2 parent/child, ...)."""
+        v = c_uint64()
+        self._check(self.lib.rbd_get_op_features(self._h, byref(v)), "rbd_get_op_features")
+        return v.value
+
+    def create_timestamp(self) -> float:
+        """When the image was created (seconds since the epoch)."""
+        ts = _Timespec()
+        self._check(self.lib.rbd_get_create_timestamp(self._h, byref(ts)), "rbd_get_create_timestamp")
+        return ts.tv_sec + ts.tv_nsec / 1e9
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read up to ``length`` bytes at ``offset`` (synchronously)."""
+        buf = ctypes.create_string_buffer(length)
+        n = self._check(int(self.lib.rbd_read(self._h, offset, length, buf)), "rbd_read")
+        return buf.raw[:n]
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at ``offset`` (synchronously)."""
+        mv = memoryview(data).cast("B")
+        if mv.readonly:
+            mv = memoryview(bytearray(mv))
+        arr = (c_char * len(mv)).from_buffer(mv)
+        n = self._check(int(self.lib.rbd_write(self._h, offset, len(mv), ctypes.cast(arr, c_void_p))), "rbd_write")
+        if n != len(mv):
+            raise RbdError(
+                f"rbd_write wrote {n} of {len(mv)} bytes", errno=_errno.EIO, store=self.cluster.label, image=self.name
+            )
+
+    def aio_write(self, offset: int, buf: bytearray, length: int) -> Completion:
+        """Start writing ``buf[:length]`` at ``offset``; ``buf`` is kept until the wait."""
+        arr = (c_char * length).from_buffer(buf)
+        comp = Completion(self.lib, keep=arr)
+        ret = self.lib.rbd_aio_write(self._h, offset, length, ctypes.cast(arr, c_void_p), comp.handle)
+        if ret < 0:
+            comp.wait()
+            self._check(ret, "rbd_aio_write")
+        return comp
+
+    def aio_read(self, offset: int, buf: bytearray, length: int) -> Completion:
+        """Start reading ``length`` bytes at ``offset`` into ``buf``."""
+        arr = (c_char * length).from_buffer(buf)
+        comp = Completion(self.lib, keep=arr)
+        ret = self.lib.rbd_aio_read(self._h, offset, length, ctypes.cast(arr, c_void_p), comp.handle)
+        if ret < 0:
+            comp.wait()
+            self._check(ret, "rbd_aio_read")
+        return comp
+
+    def flush(self) -> None:
+        """Wait until every write is durable."""
+        self._check(self.lib.rbd_flush(self._h), "rbd_flush")
+
+    def flatten(self) -> None:
+        """Copy the parent's data into this clone and detach it."""
+        self._check(self.lib.rbd_flatten(self._h), "rbd_flatten")
+
+    # -- snapshots ------------------------------------------------------------
+    def snap_create(self, snap: str) -> None:
+        self._check(self.lib.rbd_snap_create(self._h, _b(snap)), f"rbd_snap_create({snap})")
+
+    def snap_remove(self, snap: str) -> None:
+        self._check(self.lib.rbd_snap_remove(self._h, _b(snap)), f"rbd_snap_remove({snap})")
+
+    def snap_protect(self, snap: str) -> None:
+        self._check(self.lib.rbd_snap_protect(self._h, _b(snap)), f"rbd_snap_protect({snap})")
+
+    def snap_unprotect(self, snap: str) -> None:
+        self._check(self.lib.rbd_snap_unprotect(self._h, _b(snap)), f"rbd_snap_unprotect({snap})")
+
+    def snap_is_protected(self, snap: str) -> bool:
+        v = c_int()
+        self._check(self.lib.rbd_snap_is_protected(self._h, _b(snap), byref(v)), f"rbd_snap_is_protected({snap})")
+        return bool(v.value)
+
+    def snap_set(self, snap: str | None) -> None:
+        """Read from ``snap`` (None: the head) from now on."""
+        self._check(self.lib.rbd_snap_set(self._h, _b(snap)), f"rbd_snap_set({snap})")
+
+    def snap_list(self) -> list[tuple[int, str, int]]:
+        """``(id, name, size)`` of every user snapshot."""
+        n = c_int(8)
+        while True:
+            arr = (_SnapInfo * n.value)()
+            ret = self.lib.rbd_snap_list(self._h, arr, byref(n))
+            if ret == -_errno.ERANGE:
+                continue
+            self._check(ret, "rbd_snap_list")
+            try:
+                return [(arr[i].id, _s(arr[i].name), arr[i].size) for i in range(ret)]
+            finally:
+                self.lib.rbd_snap_list_end(arr)
+
+    # -- clones ---------------------------------------------------------------
+    def parent(self) -> ParentSpec | None:
+        """The parent of this clone, or None if it has none (or was flattened)."""
+        img, snap = _LinkedImageSpec(), _SnapSpec()
+        ret = self.lib.rbd_get_parent(self._h, byref(img), byref(snap))
+        if ret == -_errno.ENOENT:
+            return None
+        self._check(ret, "rbd_get_parent")
+        try:
+            return ParentSpec(_s(img.pool_name), _s(img.image_name), _s(img.image_id), _s(snap.name), bool(img.trash))
+        finally:
+            self.lib.rbd_linked_image_spec_cleanup(byref(img))
+            self.lib.rbd_snap_spec_cleanup(byref(snap))
+
+    def children(self) -> list[ChildSpec]:
+        """The clones of the snapshot this handle is set to (see :meth:`snap_set`)."""
+        n = c_size_t(8)
+        while True:
+            arr = (_LinkedImageSpec * max(n.value, 1))()
+            ret = self.lib.rbd_list_children3(self._h, arr, byref(n))
+            if ret == -_errno.ERANGE:
+                continue
+            self._check(ret, "rbd_list_children3")
+            try:
+                return [
+                    ChildSpec(_s(arr[i].pool_name), _s(arr[i].image_name), _s(arr[i].image_id), bool(arr[i].trash))
+                    for i in range(n.value)
+                ]
+            finally:
+                self.lib.rbd_linked_image_spec_list_cleanup(arr, n.value)
+
+    # -- metadata -------------------------------------------------------------
+    def metadata_set(self, key: str, value: str) -> None:
+        self._check(self.lib.rbd_metadata_set(self._h, _b(key), _b(value)), f"rbd_metadata_set({key})")
+
+    def metadata_get(self, key: str) -> str | None:
+        """The value of ``key``, or None when absent."""
+        size = c_size_t(256)
+        while True:
+            buf = ctypes.create_string_buffer(size.value)
+            ret = self.lib.rbd_metadata_get(self._h, _b(key), buf, byref(size))
+            if ret == -_errno.ERANGE:
+                continue
+            if ret == -_errno.ENOENT:
+                return None
+            self._check(ret, f"rbd_metadata_get({key})")
+            return buf.value.decode()
+
+    def metadata_list(self) -> dict[str, str]:
+        """Every metadata key and value of the image."""
+        out: dict[str, str] = {}
+        start = b""
+        while True:
+            klen, vlen = c_size_t(4096), c_size_t(65536)
+            while True:
+                kbuf = ctypes.create_string_buffer(klen.value)
+                vbuf = ctypes.create_string_buffer(vlen.value)
+                ret = self.lib.rbd_metadata_list(self._h, start, 256, kbuf, byref(klen), vbuf, byref(vlen))
+                if ret != -_errno.ERANGE:
+                    break
+            self._check(ret, "rbd_metadata_list")
+            keys = kbuf.raw[: klen.value].split(b"\0")[:-1] if klen.value else []
+            values = vbuf.raw[: vlen.value].split(b"\0")[:-1] if vlen.value else []
+            for k, v in zip(keys, values, strict=False):
+                out[k.decode()] = v.decode()
+            if len(keys) < 256:
+                return out
+            start = keys[-1]
+
+
+def iter_chunks(offset: int, end: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """``(offset, length)`` pieces covering ``[offset, end)``, aligned to ``chunk`` boundaries."""
+    pos = offset
+    while pos < end:
+        nxt = min(end, (pos // chunk + 1) * chunk)
+        yield pos, nxt - pos
+        pos = nxt
+

@@ -1,0 +1,148 @@
+"""The ctypes shim: errno mapping, missing libraries, connect timeouts, raw operations."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imagestore.drivers import rbdlib as _rbdlib
+from imagestore.drivers.base import Transient
+from imagestore.errors import (
+    AlreadyExists,
+    ConfigError,
+    DriverNotInstalled,
+    InUse,
+    NotFound,
+    PermissionDenied,
+)
+from tests.services.ceph import CephCluster
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (errno.ENOENT, NotFound),
+        (errno.EEXIST, AlreadyExists),
+        (errno.EBUSY, InUse),
+        (errno.ENOTEMPTY, InUse),
+        (errno.EPERM, PermissionDenied),
+        (errno.EACCES, PermissionDenied),
+        (errno.ETIMEDOUT, Transient),
+        (errno.ESHUTDOWN, Transient),
+        (errno.ECONNREFUSED, Transient),
+        (errno.EINVAL, _rbdlib.RbdError),
+    ],
+)
+def test_errno_mapping(code: int, cls: type[Exception]) -> None:
+    exc = _rbdlib.error_for(-code, "rbd_open(images/x)", store="ceph", image="x")
+    assert isinstance(exc, cls)
+    assert exc.errno == code  # type: ignore[attr-defined]
+    assert "rbd_open(images/x)" in str(exc) and "x" in str(exc)
+
+
+def test_missing_library_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_lib(*args: object, **kwargs: object) -> None:
+        raise OSError("librbd.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(_rbdlib._ffi, "_lib", None)
+    monkeypatch.setattr(ctypes, "CDLL", no_lib)
+    with pytest.raises(DriverNotInstalled) as err:
+        _rbdlib.load()
+    assert "apt install librbd1 librados2" in str(err.value)
+
+
+def test_split_mon_host() -> None:
+    assert _rbdlib.split_mon_host("v2:127.0.0.1:3300") == ("v2:127.0.0.1:3300",)
+    assert _rbdlib.split_mon_host("[v2:10.0.0.1:3300,v1:10.0.0.1:6789], 10.0.0.2 ,10.0.0.3") == (
+        "[v2:10.0.0.1:3300,v1:10.0.0.1:6789]", "10.0.0.2", "10.0.0.3")
+
+
+@pytest.mark.ceph
+def test_connect_to_dead_mon_times_out_quickly(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    conf = Path(ceph_v1.conf).read_text()
+    dead = tmp_path / "dead.conf"
+    dead.write_text("\n".join(
+        "mon host = v2:127.0.0.1:9" if line.startswith("mon host") else line for line in conf.splitlines()) + "\n")
+    cluster = _rbdlib.Cluster(str(dead), "imagestore", ceph_v1.keyring, connect_timeout=1, label="dead")
+    t0 = time.monotonic()
+    with pytest.raises(Transient) as err:
+        cluster.fsid()
+    assert time.monotonic() - t0 < 10
+    assert err.value.errno == errno.ETIMEDOUT  # type: ignore[attr-defined]
+    cluster.shutdown()
+
+
+@pytest.mark.ceph
+def test_connect_errors(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        _rbdlib.Cluster(str(tmp_path / "missing.conf"))
+    wrong_user = _rbdlib.Cluster(ceph_v1.conf, "nobody", ceph_v1.keyring, connect_timeout=5)
+    with pytest.raises(PermissionDenied):
+        wrong_user.connect()
+    no_key = _rbdlib.Cluster(ceph_v1.conf, "imagestore", str(tmp_path / "none.keyring"), connect_timeout=5)
+    with pytest.raises(ConfigError):
+        no_key.connect()
+
+
+@pytest.mark.ceph
+def test_raw_operations(ceph_cluster: CephCluster) -> None:
+    c = _rbdlib.Cluster(ceph_cluster.conf, "imagestore", ceph_cluster.keyring, label="raw")
+    name = f"raw-{uuid.uuid4().hex[:8]}"
+    try:
+        assert c.fsid() == ceph_cluster.fsid
+        assert c.mon_hosts() and c.mon_hosts()[0].startswith("v2:127.0.0.1:")
+        assert c.pool_exists("images") and not c.pool_exists("nope")
+        with pytest.raises(NotFound):
+            c.ioctx("nope")
+        c.create("images", name, 8 << 20, order=22)
+        with pytest.raises(AlreadyExists):
+            c.create("images", name, 8 << 20, order=22)
+        data = bytearray(os.urandom(4 << 20))
+        with c.open("images", name) as img:
+            comps = [img.aio_write(i * len(data), data, len(data)) for i in range(2)]
+            assert all(x.wait() >= 0 for x in comps)
+            assert img.read(len(data), 16) == bytes(data[:16])
+            img.write(100, b"hello")
+            assert img.read(100, 5) == b"hello"
+            img.metadata_set("k", "v" * 3000)
+            assert img.metadata_get("k") == "v" * 3000 and img.metadata_get("absent") is None
+            assert img.metadata_list() == {"k": "v" * 3000}
+            img.snap_create("s")
+            img.snap_protect("s")
+            assert img.snap_is_protected("s")
+            assert [s[1] for s in img.snap_list()] == ["s"]
+        c.clone("images", name, "s", "vms", name + "-c", order=22)
+        with c.open("vms", name + "-c") as child:
+            parent = child.parent()
+            assert parent is not None and (parent.pool, parent.image, parent.snap) == ("images", name, "s")
+            assert child.read(100, 5) == b"hello"
+            v2 = bool(child.op_features() & _rbdlib.OP_FEATURE_CLONE_CHILD)
+            assert v2 == ceph_cluster.clone_v2
+        with c.open("images", name) as img:
+            img.snap_set("s")
+            assert [(k.pool, k.image) for k in img.children()] == [("vms", name + "-c")]
+            img.snap_set(None)
+            if not ceph_cluster.clone_v2:  # v2 lets a snapshot with clones be unprotected
+                with pytest.raises(InUse):
+                    img.snap_unprotect("s")
+        with c.open("vms", name + "-c") as child:
+            child.flatten()
+            assert child.parent() is None
+        c.remove("vms", name + "-c")
+        with c.open("images", name) as img:
+            img.snap_unprotect("s")
+            img.snap_remove("s")
+        c.rename("images", name, name + "-r")
+        c.trash_move("images", name + "-r")
+        entry = next(e for e in c.trash_list("images") if e.name == name + "-r")
+        c.trash_remove("images", entry.id)
+        with pytest.raises(NotFound):
+            c.remove("images", name)
+    finally:
+        c.shutdown()
