@@ -25,7 +25,7 @@ from typing import ClassVar
 from ..capabilities import Capabilities
 from ..errors import AlreadyExists, ConfigError, InvalidLocation, NotFound, PermissionDenied
 from ..location import DirectAccess, Location
-from .base import CloneRequest, ClonePlan, DeleteResult, Driver, Option, Stored
+from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored
 
 __all__ = ["FileDriver"]
 

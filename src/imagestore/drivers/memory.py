@@ -14,7 +14,7 @@ from typing import ClassVar
 from ..capabilities import Capabilities
 from ..errors import AlreadyExists, NotFound
 from ..location import Location
-from .base import CloneRequest, ClonePlan, DeleteResult, Driver, Option, Stored
+from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored
 
 __all__ = ["MemoryDriver"]
 

@@ -1,0 +1,101 @@
+"""Property tests: mutated and truncated real images never crash, hang or pass as safe.
+
+Budget: about 20 s in total (max_examples and deadlines below).
+"""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from imagestore.formats import KNOWN_FORMATS
+
+from .builders import verdict_of
+from .conftest import Sample
+
+#: Images whose header is at offset 0 (the signature survives truncation).
+TRUNCATABLE = ("qcow2-v2", "qcow2-v3", "qcow2-compressed", "qcow2-4k-clusters", "qcow2-extended-l2",
+               "qed", "vmdk-sparse", "vmdk-stream", "vhd-dynamic", "vdi", "vdi-static", "luks",
+               "vhdx", "qcow2-empty", "vmdk-sparse-empty", "vhd-dynamic-empty", "iso")
+MUTABLE = (*TRUNCATABLE, "vhd-fixed", "gpt-disk", "iso-hybrid-gpt", "vhdx-empty")
+#: Seconds allowed per MiB inspected (a generous bound; typical cost is ~5 ms).
+SECONDS_PER_MIB = 0.5
+FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+_cache: dict[str, bytes] = {}
+
+
+def _data(corpus: dict[str, Sample], name: str) -> bytes:
+    if name not in _cache:
+        _cache[name] = corpus[name].data()
+    return _cache[name]
+
+
+def _timed(data: bytes, chunk: int = 65536):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    verdict = verdict_of(data, chunk)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.2 + SECONDS_PER_MIB * len(data) / (1 << 20), f"{elapsed:.2f}s"
+    assert verdict.format is None or verdict.format in KNOWN_FORMATS
+    assert verdict.safe is (not verdict.reasons)
+    return verdict
+
+
+@FUZZ
+@given(name=st.sampled_from(TRUNCATABLE), cut=st.floats(0.0, 1.0, exclude_max=True))
+def test_truncated_images_are_never_safe(corpus: dict[str, Sample], name: str, cut: float) -> None:
+    """Cutting into the image's data (not trailing zero padding) is always caught.
+
+    LUKS is the documented exception: its payload has no length field, so a
+    cut on a sector boundary inside the payload is a smaller valid volume.
+    """
+    data = _data(corpus, name)
+    end = len(data.rstrip(b"\x00"))  # trailing zeros may be slack no table refers to
+    length = int(cut * end)
+    verdict = _timed(data[:length])
+    signature_kept = length >= (32774 if name == "iso" else 72 if name.startswith("vdi") else 8)
+    if name == "luks" and length >= 4096 and length % 512 == 0:
+        return
+    if signature_kept:
+        assert not verdict.safe, (length, verdict)
+
+
+@FUZZ
+@given(name=st.sampled_from(MUTABLE),
+       edits=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=12),
+       chunk=st.sampled_from([7, 512, 65536]))
+def test_mutated_headers_never_crash(corpus: dict[str, Sample], name: str,
+                                     edits: list[tuple[int, int]], chunk: int) -> None:
+    data = bytearray(_data(corpus, name))
+    for offset, value in edits:
+        data[offset % len(data)] = value
+    if len(data) > (1 << 20) and chunk == 7:
+        chunk = 512
+    _timed(bytes(data), chunk)
+
+
+@FUZZ
+@given(name=st.sampled_from(MUTABLE), region=st.integers(0, 16),
+       edits=st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 255)), min_size=1, max_size=32))
+def test_mutated_metadata_anywhere_never_crashes(corpus: dict[str, Sample], name: str, region: int,
+                                                  edits: list[tuple[int, int]]) -> None:
+    """Mutations in the 64 KiB windows that hold tables, descriptors and footers."""
+    data = bytearray(_data(corpus, name))
+    base = (region * 65536) % len(data) if region < 16 else max(0, len(data) - 65536)
+    for offset, value in edits:
+        data[(base + offset) % len(data)] = value
+    _timed(bytes(data))
+
+
+@FUZZ
+@given(blob=st.binary(min_size=0, max_size=4096),
+       magic=st.sampled_from([b"QFI\xfb", b"QED\x00", b"KDMV", b"COWD", b"vhdxfile", b"conectix",
+                              b"LUKS\xba\xbe", b"version=1\n", b""]))
+def test_random_bytes_behind_a_magic_never_crash(magic: bytes, blob: bytes) -> None:
+    verdict = _timed(magic + blob)
+    if verdict.format != "raw":
+        assert not verdict.safe, verdict  # random bytes never make a consistent image
