@@ -168,22 +168,20 @@ class Image:
 
     def aio_write(self, offset: int, buf: bytearray, length: int) -> Completion:
         """Start writing ``buf[:length]`` at ``offset``; ``buf`` is kept until the wait."""
-        arr = (c_char * length).from_buffer(buf)
-        comp = Completion(self.lib, keep=arr)
-        ret = self.lib.rbd_aio_write(self._h, offset, length, ctypes.cast(arr, c_void_p), comp.handle)
-        if ret < 0:
-            comp.wait()
-            self._check(ret, "rbd_aio_write")
-        return comp
+        return self._aio("rbd_aio_write", offset, buf, length)
 
     def aio_read(self, offset: int, buf: bytearray, length: int) -> Completion:
         """Start reading ``length`` bytes at ``offset`` into ``buf``."""
+        return self._aio("rbd_aio_read", offset, buf, length)
+
+    def _aio(self, call: str, offset: int, buf: bytearray, length: int) -> Completion:
+        """Submit one aio read or write of ``buf[:length]``; the completion keeps ``buf`` alive."""
         arr = (c_char * length).from_buffer(buf)
         comp = Completion(self.lib, keep=arr)
-        ret = self.lib.rbd_aio_read(self._h, offset, length, ctypes.cast(arr, c_void_p), comp.handle)
+        ret = getattr(self.lib, call)(self._h, offset, length, ctypes.cast(arr, c_void_p), comp.handle)
         if ret < 0:
             comp.wait()
-            self._check(ret, "rbd_aio_read")
+            self._check(ret, call)
         return comp
 
     def flush(self) -> None:
