@@ -64,8 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--size", type=int, help="grow the clone to this size (cow only)")
     i = sub.add_parser("inspect", help="format and safety verdict of a file; stores nothing")
     i.add_argument("file", help="image file, or - for stdin")
-    b = sub.add_parser("bench", help="the benchmark harness (imagestore bench --help)", add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("bench", help="the benchmark harness (imagestore bench --help)", add_help=False)
     return p
 
 
@@ -248,18 +247,37 @@ def _fail(json_mode: bool, exc: BaseException, status: int) -> int:
     return status
 
 
+def _split_bench(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Cut ``imagestore [global options] bench ARGS``: ARGS belong to the harness, untouched."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--config", "--store"):
+            i += 2
+            continue
+        if not word.startswith("-"):
+            return (argv[: i + 1], argv[i + 1:]) if word == "bench" else (argv, [])
+        i += 1
+    return argv, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in argv
+    head, bench_args = _split_bench(argv)
     try:
-        args = _build_parser().parse_args(argv)
+        args = _build_parser().parse_args(head)
     except _UsageError as exc:
         return _fail(json_mode, exc, 2)
+    if args.command == "bench":
+        args.args = bench_args
     ctx = _Context(args)
     try:
         _COMMANDS[args.command](ctx)
         return 0
+    except SystemExit as exc:  # a command's own status (inspect: unsafe; bench: the harness's)
+        return exc.code if isinstance(exc.code, int) else 1
     except (_UsageError, ConfigError, InvalidLocation) as exc:
         return _fail(args.json, exc, 2)
     except ImageStoreError as exc:

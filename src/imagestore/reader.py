@@ -54,7 +54,12 @@ class ImageReader:
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all that is left for ``n < 0``); ``b""`` at the end after verifying."""
         if n < 0:
-            return b"".join(iter(self))
+            if self._hasher is not None:
+                return b"".join(iter(self))  # chunked, so hashing overlaps the reads
+            parts = []
+            while part := self.read(max(self.size - self._done, 1)):
+                parts.append(part)  # a file reader returns the rest at once: one buffer, no join
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         if n == 0 or self._closed:
             return b""
         data = self._reader.read(n)
