@@ -94,6 +94,16 @@ def rss_rows(report: dict[str, Any]) -> Iterator[Row]:
                    f"{figs[small]['baseline_mib']:.1f}", f"{figs['ratio']:.2f}"]
 
 
+def rbd_rows(report: dict[str, Any]) -> Iterator[Row]:
+    """Per image size: cow clone, stream copy, and adds against ``rbd import`` (MiB/s)."""
+    for label, row in report.get("scenarios", {}).get("rbd", {}).get("sizes", {}).items():
+        facade = row.get("add_facade", {})
+        yield [label, f"{row['clone']['seconds']:.3f} s", f"{row['stream_copy']['seconds']:.2f} s",
+               f"{row['rbd_import']['MiB_per_s']:,.0f}", f"{row['add_driver']['MiB_per_s']:,.0f}",
+               f"{facade.get('MiB_per_s', 0):,.0f}", f"{row.get('facade_vs_import', 0):.2f}",
+               f"{facade.get('client_cpu_s', 0):.1f} / {facade.get('osd_cpu_s', 0):.1f}"]
+
+
 def skipped(report: dict[str, Any]) -> Iterator[str]:
     """``scenario/part: reason`` for everything skipped or failed."""
     for name, res in report.get("scenarios", {}).items():
@@ -121,6 +131,9 @@ TABLES = (
      ["Operation", "imagestore", "Limit", "Limit MB/s", "Ratio"], throughput_rows),
     ("Clone on XFS (median)", ["Operation", "Time", "Extents"], clone_rows),
     ("Peak RSS (MiB, fresh interpreter)", ["Operation", "Small", "Big", "Baseline", "Big / small"], rss_rows),
+    ("Ceph RBD (memstore OSD on the same 2 cores)",
+     ["Image", "cow clone", "stream copy", "rbd import MiB/s", "driver write MiB/s", "Store.add MiB/s",
+      "add / import", "add CPU s: client / OSD"], rbd_rows),
 )
 
 

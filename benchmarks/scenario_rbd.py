@@ -19,6 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+try:
+    from .figures import target
+except ImportError:  # run as a script: python benchmarks/scenario_rbd.py
+    from figures import target  # type: ignore[no-redef]
+
 GiB = 1 << 30
 CHUNK = 8 << 20
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -99,7 +104,7 @@ def _scenario(conf: str, user: str, keyring: str | None, osd_pid: int | None, wo
     result: dict[str, Any] = {"sizes": {}, "facade": store is not None}
     try:
         for gib in sizes_gib:
-            size = gib * GiB
+            size = int(gib * GiB)
             tag = uuid.uuid4().hex[:8]
             src = workdir / f"rbd-bench-{tag}.img"
             _make_file(src, size)
@@ -148,8 +153,20 @@ def _scenario(conf: str, user: str, keyring: str | None, osd_pid: int | None, wo
                 src.unlink(missing_ok=True)
             result["sizes"][f"{gib}GiB"] = row
         clones = [r["clone"]["seconds"] for r in result["sizes"].values()]
+        targets = result["targets"] = []
         if len(clones) >= 2:
             result["clone_largest_vs_smallest"] = round(clones[-1] / max(clones[0], 1e-6), 2)
+            labels = list(result["sizes"])
+            targets.append(target("rbd.clone_o1", f"rbd cow clone time {labels[-1]} / {labels[0]}",
+                                  result["clone_largest_vs_smallest"], "<=", 2))
+        for label, row in result["sizes"].items():
+            if "facade_vs_import" in row:
+                targets.append(target(f"rbd.add_vs_import_{label}",
+                                      f"rbd Store.add (hashing) vs rbd import, {label}",
+                                      row["facade_vs_import"], ">=", 0.7))
+            targets.append(target(f"rbd.driver_add_vs_import_{label}",
+                                  f"rbd driver write alone vs rbd import, {label} (extra)",
+                                  row["add_vs_import"], ">=", 0.7))
         result["notes"] = (
             "add_vs_import = rbd import seconds / driver add seconds (>= 0.7 is the target); "
             "client_cpu_s is this process (rbd import runs in a child, so its CPU is not counted); "
@@ -167,6 +184,7 @@ def run(workdir: str, sizes_gib: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
     """Measure clone vs stream copy and add vs ``rbd import`` at each size; JSON-able figures."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
+    sizes_gib = tuple(int(g) for g in sizes_gib)  # the harness passes floats
     conf = os.environ.get("CEPH_CONF")
     user = os.environ.get("CEPH_USER", "admin")
     keyring = os.environ.get("CEPH_KEYRING") or None
@@ -179,8 +197,10 @@ def run(workdir: str, sizes_gib: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
             port = sock.getsockname()[1]
         env = {**os.environ, "CEPH_MON_PORT": str(port),
                "CEPH_OSD_SIZE_MB": str((2 * max(sizes_gib) + 3) * 1024)}
-        subprocess.run(["bash", str(SCRIPTS / "ceph-start.sh"), str(cluster_dir)], env=env, check=True,
-                       capture_output=True)
+        proc = subprocess.run(["bash", str(SCRIPTS / "ceph-start.sh"), str(cluster_dir)], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ceph-start.sh failed: {proc.stderr.strip()[-1500:]}")
         conf = str(cluster_dir / "ceph.conf")
     try:
         pid_file = Path(conf).parent / "pids" / "osd.0"

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -247,7 +248,7 @@ def test_flatten_policies(ceph_cluster: CephCluster, images: RbdDriver, image_id
 def test_bad_flatten_policy(ceph_cluster: CephCluster) -> None:
     with pytest.raises(ConfigError) as err:
         ceph_cluster.driver("vms", clone_flatten="sometimes")
-    assert err.value.key == "clone_flatten"
+    assert err.value.key == "stores.vms.clone_flatten"
 
 
 def test_plan_clone_refusals(ceph_v1: CephCluster, ceph_v2: CephCluster, image_id: str) -> None:
@@ -335,7 +336,8 @@ def test_locate(ceph_cluster: CephCluster, images: RbdDriver, image_id: str) -> 
         "rbd", ceph_cluster.fsid, "images", image_id, "snap")
     assert acc.mon_hosts and all("127.0.0.1" in m for m in acc.mon_hosts)
     text = repr(acc) + repr(acc.to_dict()) + repr(images) + repr(images.describe())
-    key = [ln.split("=", 1)[1].strip() for ln in open(ceph_cluster.keyring) if "key =" in ln][0]
+    lines = Path(ceph_cluster.keyring).read_text().splitlines()
+    key = [ln.split("=", 1)[1].strip() for ln in lines if "key =" in ln][0]
     assert key not in text and "AQ" not in text
     assert images.describe() == {"conf": ceph_cluster.conf, "pool": "images", "user": "imagestore"}
 

@@ -172,5 +172,5 @@ class Driver(ABC):
         """Remove temporaries left by dead writers; returns how many were removed."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections; the driver is not used afterwards."""

@@ -23,8 +23,8 @@ from ..capabilities import Capabilities
 from ..errors import AlreadyExists, ConfigError, InUse, InvalidLocation, NotFound, PermissionDenied, Unsupported
 from ..location import DirectAccess, Location, validate_image_id
 from . import rbdlib
-from .rbdlib import Cluster, Completion, Image, ParentSpec
 from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored, Transient
+from .rbdlib import Cluster, Completion, Image, ParentSpec
 
 __all__ = ["RbdDriver"]
 
@@ -83,19 +83,19 @@ class RbdDriver(Driver):
     ) -> None:
         super().__init__(name)
         if not 12 <= order <= 25:
-            raise ConfigError(f"must be between 12 and 25, got {order}", key="order", store=name)
+            raise ConfigError(f"must be between 12 and 25, got {order}", key=f"stores.{name}.order")
         if write_concurrency < 1:
-            raise ConfigError("must be at least 1", key="write_concurrency", store=name)
+            raise ConfigError("must be at least 1", key=f"stores.{name}.write_concurrency")
         if not pool or "/" in pool:
-            raise ConfigError(f"bad pool name {pool!r}", key="pool", store=name)
+            raise ConfigError(f"bad pool name {pool!r}", key=f"stores.{name}.pool")
         if not snapshot or "/" in snapshot or "@" in snapshot:
-            raise ConfigError(f"bad snapshot name {snapshot!r}", key="snapshot", store=name)
+            raise ConfigError(f"bad snapshot name {snapshot!r}", key=f"stores.{name}.snapshot")
         if user.startswith("client."):
             user = user[len("client.") :]
         try:
             self.max_clone_depth = _parse_flatten(clone_flatten)
         except ConfigError as exc:
-            raise ConfigError(str(exc).split(": ", 1)[-1], key="clone_flatten", store=name) from None
+            raise ConfigError(str(exc).split(": ", 1)[-1], key=f"stores.{name}.clone_flatten") from None
         self.conf = conf
         self.pool = pool
         self.user = user

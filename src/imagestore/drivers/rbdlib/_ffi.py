@@ -221,7 +221,9 @@ def load() -> _Lib:
             try:
                 _lib = _Lib(rados, rbd)
             except AttributeError as exc:
-                raise DriverNotInstalled(f"librbd is too old (missing {exc}); need Ceph >= 14: {INSTALL_HINT}") from None
+                raise DriverNotInstalled(
+                    f"librbd is too old (missing {exc}); need Ceph >= 14: {INSTALL_HINT}"
+                ) from None
         return _lib
 
 

@@ -46,12 +46,14 @@ class Cluster:
         self._closed = False
         self._handle = c_void_p()
         if not os.path.isfile(conf):
-            raise ConfigError(f"ceph configuration file {conf!r} does not exist", key="conf", store=label)
+            raise ConfigError(f"ceph configuration file {conf!r} does not exist", key=f"stores.{label}.conf")
         self._check(self.lib.rados_create(byref(self._handle), _b(user)), "rados_create")
         try:
             ret = self.lib.rados_conf_read_file(self._handle, _b(conf))
             if ret < 0:
-                raise ConfigError(f"cannot read ceph configuration {conf!r}: {os.strerror(-ret)}", key="conf", store=label)
+                raise ConfigError(
+                    f"cannot read ceph configuration {conf!r}: {os.strerror(-ret)}", key=f"stores.{label}.conf"
+                )
             if keyring:
                 self._set("keyring", keyring)
             # these options take whole seconds; 0 would mean "wait forever"
@@ -101,8 +103,7 @@ class Cluster:
                     raise ConfigError(
                         f"cannot connect as client.{self.user}: no keyring or key found "
                         f"(conf {self.conf!r})",
-                        key="keyring",
-                        store=self.label,
+                        key=f"stores.{self.label}.keyring",
                     )
                 self._check(ret, f"rados_connect(client.{self.user})")
                 self._connected = True
