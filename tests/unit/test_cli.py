@@ -109,3 +109,21 @@ def test_stores_lists_capabilities(config: Path, capsys: pytest.CaptureFixture[s
     data = json.loads(out)
     assert data["default"] == "a" and set(data["stores"]) == {"a", "b"}
     assert data["stores"]["a"]["capabilities"]["atomic_create"] is True
+
+
+def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    evil = tmp_path / "evil.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F", "raw",
+                    str(evil), "16M"], check=True)
+    code, out, _ = run(capsys, "--json", "inspect", str(evil))
+    verdict = json.loads(out)
+    assert code == 1 and set(verdict) == {"format", "safe", "reasons", "virtual_size"}
+    assert verdict["format"] == "qcow2" and verdict["safe"] is False and verdict["virtual_size"] == 16 << 20
+    assert any("backing" in r for r in verdict["reasons"])
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * 65536)
+    code, out, _ = run(capsys, "--json", "inspect", str(raw))
+    assert code == 0 and json.loads(out) == {"format": "raw", "safe": True, "reasons": [], "virtual_size": 65536}
+    assert not list(tmp_path.glob("*.tmp"))  # inspect stores nothing
