@@ -11,7 +11,7 @@ imagestore stores
 echo "--- add"
 loc=$(imagestore --json add "$id" "$work/disk.raw" | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"])')
 imagestore stat "$loc"
-echo "--- can clone / clone"
+echo "--- clone (the cheapest mode that works: reflink, server-side copy or verified stream)"
 clone=$(imagestore --json clone "$loc" --name "$id-clone" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["location"]); print("mode:", d["mode"], file=sys.stderr)')
 echo "clone: $clone"
 echo "--- locate the clone"
