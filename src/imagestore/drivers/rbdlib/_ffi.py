@@ -63,7 +63,7 @@ def error_for(code: int, op: str, *, store: str | None = None, image: str | None
         return RbdTransient(text + where, errno=code)
     else:
         return RbdError(text, errno=code, store=store, image=image)
-    exc.errno = code  # type: ignore[attr-defined]
+    setattr(exc, "errno", code)  # noqa: B010 - imagestore errors carry no errno field of their own
     return exc
 
 

@@ -146,7 +146,7 @@ class Image:
         """When the image was created (seconds since the epoch)."""
         ts = _Timespec()
         self._check(self.lib.rbd_get_create_timestamp(self._h, byref(ts)), "rbd_get_create_timestamp")
-        return ts.tv_sec + ts.tv_nsec / 1e9
+        return float(ts.tv_sec + ts.tv_nsec / 1e9)
 
     def read(self, offset: int, length: int) -> bytes:
         """Read up to ``length`` bytes at ``offset`` (synchronously)."""
