@@ -70,6 +70,20 @@ class FormatParser:
         if reason not in self.reasons and len(self.reasons) < MAX_REASONS:
             self.reasons.append(reason)
 
+    def claim_table(self, offset: int, seen: set[int], what: str, align: int = 1) -> bool:
+        """Record a table at ``offset``; False (with a reason) if misaligned or already claimed.
+
+        A table referenced twice lets one region be read as two: a crafted image.
+        """
+        if offset % align or offset == 0:
+            self.fail(f"{what} at {offset:#x} is not aligned to {align:#x}")
+            return False
+        if offset in seen:
+            self.fail(f"{what} {offset:#x} is referenced twice")
+            return False
+        seen.add(offset)
+        return True
+
     def guard(self, fn: Callable[..., None], *args: Any) -> None:
         """Run ``fn``; a parsing error becomes a "malformed" reason."""
         try:

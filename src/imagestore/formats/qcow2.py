@@ -186,13 +186,8 @@ class Qcow2Parser(FormatParser):
             if self.overflowed:
                 return
             l2 = entry & OFFSET_MASK
-            if l2 % cs or l2 == 0:
-                self.fail(f"qcow2 L1 entry points at unaligned L2 table {l2:#x}")
+            if not self.claim_table(l2, self.l2_seen, "qcow2 L2 table", cs):
                 return
-            if l2 in self.l2_seen:
-                self.fail(f"qcow2 L2 table {l2:#x} is referenced twice")
-                return
-            self.l2_seen.add(l2)
             self.max_end = max(self.max_end, l2 + cs)
             if not self.external_data:
                 # An L2 table written before its L1 table (an L1 grown by a

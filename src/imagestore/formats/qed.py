@@ -81,13 +81,8 @@ class QedParser(FormatParser):
                 continue
             if self.overflowed:
                 return
-            if entry % self.cluster_size:
-                self.fail(f"QED L2 table offset {entry:#x} is not cluster aligned")
+            if not self.claim_table(entry, self.tables_seen, "QED L2 table", self.cluster_size):
                 return
-            if entry in self.tables_seen:
-                self.fail(f"QED table {entry:#x} is referenced twice")
-                return
-            self.tables_seen.add(entry)
             self.max_end = max(self.max_end, entry + self.table_bytes)
             self.want_table(entry, self.table_bytes, self._l2, "QED L2 table", missing_ok=True)
 

@@ -219,10 +219,8 @@ class VmdkParser(FormatParser):
                 continue
             if self.overflowed:
                 return
-            if entry in self.tables_seen:
-                self.fail("VMDK grain table is referenced twice")
+            if not self.claim_table(entry, self.tables_seen, "VMDK grain table"):
                 return
-            self.tables_seen.add(entry)
             self.max_end = max(self.max_end, entry * 512 + gtes * 4)
             self.want(entry * 512, gtes * 4, self._gt, "VMDK grain table", missing_ok=True)
 
