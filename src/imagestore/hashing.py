@@ -133,18 +133,26 @@ class BufferRing:
 
     def __init__(self, hasher: ParallelHasher, chunk_size: int, slots: int = 4) -> None:
         self.hasher = hasher
-        self.buffers = [bytearray(chunk_size) for _ in range(slots)]
+        self.chunk_size = chunk_size
+        self.buffers: list[bytearray | None] = [None] * slots  # allocated on first use
         self.turn = 0
         self.busy: set[int] = set()
 
-    def next(self) -> tuple[int, memoryview]:
-        """The next free slot (waiting for the hashers if needed) and its whole buffer."""
+    def next(self) -> int:
+        """The next free slot, once the hashers are done with what it held."""
         slot = self.turn % len(self.buffers)
         self.turn += 1
         if slot in self.busy:
             self.hasher.wait(slot)
             self.busy.discard(slot)
-        return slot, memoryview(self.buffers[slot])
+        return slot
+
+    def buffer(self, slot: int) -> memoryview:
+        """The slot's buffer, for sources that read into memory of ours."""
+        buf = self.buffers[slot]
+        if buf is None:
+            buf = self.buffers[slot] = bytearray(self.chunk_size)
+        return memoryview(buf)
 
     def hash(self, slot: int, view: memoryview) -> None:
         """Hash ``view`` (which lives in ``slot``) in the background."""

@@ -51,10 +51,9 @@ def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
     """Yield ``(slot, view)`` pairs; ``slot`` is the ring slot that keeps ``view`` alive."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         whole = memoryview(source).cast("B")
-        size = len(ring.buffers[0])
+        size = ring.chunk_size
         for start in range(0, len(whole), size):
-            slot, _ = ring.next()
-            yield slot, whole[start:start + size]
+            yield ring.next(), whole[start:start + size]
         return
     read = getattr(source, "read", None)
     if read is not None:
@@ -65,7 +64,8 @@ def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
                 view[: len(data)] = data
                 return len(data)
         while True:
-            slot, buf = ring.next()
+            slot = ring.next()
+            buf = ring.buffer(slot)
             n = _fill(readinto, buf)
             if n == 0:
                 return
@@ -75,8 +75,7 @@ def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"add() data chunks must be bytes, not {type(chunk).__name__}")
         if len(chunk):
-            slot, _ = ring.next()
-            yield slot, memoryview(chunk).cast("B")
+            yield ring.next(), memoryview(chunk).cast("B")
 
 
 def open_source(source: Source) -> tuple[Any, IO[bytes] | None]:
