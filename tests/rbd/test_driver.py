@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from imagestore.config import StoreSettings
 from imagestore.drivers.base import CloneRequest
 from imagestore.drivers.rbd import TMP_PREFIX, RbdDriver
 from imagestore.errors import (
     AlreadyExists,
+    BackendUnavailable,
     ConfigError,
     InUse,
     InvalidLocation,
@@ -25,6 +27,7 @@ from imagestore.errors import (
     Unsupported,
 )
 from imagestore.location import Location
+from imagestore.store import Store
 from tests.services.ceph import CephCluster
 
 pytestmark = pytest.mark.ceph
@@ -274,6 +277,24 @@ def test_delete_without_children(images: RbdDriver, image_id: str) -> None:
     with pytest.raises(NotFound):
         images.delete(loc)
     put(images, image_id, b"again")  # the id is free
+
+
+def test_delete_refused_by_a_watcher_keeps_the_image(ceph_cluster: CephCluster, images: RbdDriver,
+                                                     image_id: str) -> None:
+    """Another client holding the image open makes the delete fail; the image stays whole."""
+    data = data_of(3 * MiB, seed=31)
+    loc = put(images, image_id, data)
+    store = Store(images, StoreSettings(retries=1, retry_backoff=0.01))
+    other = ceph_cluster.driver("images", name="other")
+    try:
+        # a read-write open registers a watcher
+        with other.cluster.open("images", image_id), pytest.raises(BackendUnavailable, match="open elsewhere"):
+            store.delete(loc)
+        assert read_all(images, loc) == data
+        assert store.stat(loc).size == len(data)
+        assert store.delete(loc) == "deleted"
+    finally:
+        other.close()
 
 
 def test_delete_with_children(ceph_cluster: CephCluster, images: RbdDriver, vms: RbdDriver, image_id: str) -> None:

@@ -298,7 +298,7 @@ class RbdDriver(Driver):
 
     def delete(self, location: Location) -> DeleteResult:
         """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse."""
-        pool, name, _ = self._resolve(location)
+        pool, name, snap = self._resolve(location)
         with self.cluster.open(pool, name) as img:
             children = self._children(img)
             parent = img.parent() if not children else None
@@ -322,6 +322,7 @@ class RbdDriver(Driver):
         try:
             self.cluster.remove(pool, name)
         except InUse as exc:  # a watcher (another client has it open): retry later
+            self._restore_snapshot(pool, name, snap)
             raise Transient(f"image {name!r} is still open elsewhere: {exc}") from exc
         if parent is not None and parent.trash:
             try:
@@ -329,6 +330,16 @@ class RbdDriver(Driver):
             except (InUse, NotFound):
                 pass
         return "deleted"
+
+    def _restore_snapshot(self, pool: str, name: str, snap: str) -> None:
+        """Put back the protected snapshot of an image whose removal was refused.
+
+        The image's data has not changed since it was published, so the new
+        snapshot holds the same bytes and the image stays readable and clonable.
+        """
+        with self.cluster.open(pool, name) as img:
+            img.snap_create(snap)
+            img.snap_protect(snap)
 
     # -- clones ----------------------------------------------------------------------
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
