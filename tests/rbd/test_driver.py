@@ -349,6 +349,24 @@ def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image
         images.close()
 
 
+def test_sweep_spares_a_live_writer_however_old(ceph_cluster: CephCluster, images: RbdDriver,
+                                                image_id: str) -> None:
+    """Age alone never condemns an upload: a writer that still holds its image is left alone,
+    snapshots included (a writer between its commit snapshot and its rename)."""
+    w = images.open_writer(image_id, None)
+    w.write(memoryview(data_of(MiB, seed=41)))
+    [tmp] = [n for n in temps(images) if image_id in n]
+    ceph_cluster.admin("rbd", "snap", "create", f"images/{tmp}@in-commit")
+    images.stale_upload_age = 0  # every temporary is "old"
+    images.sweep()
+    assert tmp in temps(images), "the live writer's image was swept"
+    assert "in-commit" in ceph_cluster.admin("rbd", "snap", "ls", f"images/{tmp}")
+    ceph_cluster.admin("rbd", "snap", "rm", f"images/{tmp}@in-commit")
+    loc = w.commit({"k": "v"})
+    assert read_all(images, loc) == data_of(MiB, seed=41)
+    assert images.stat(loc).metadata == {"k": "v"}
+
+
 # ------------------------------------------------------------------ locate, description, privileges
 def test_locate(ceph_cluster: CephCluster, images: RbdDriver, image_id: str) -> None:
     loc = put(images, image_id, b"loc")

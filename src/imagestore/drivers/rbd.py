@@ -444,6 +444,9 @@ class RbdDriver(Driver):
             if now - stamp < self.stale_upload_age:
                 continue
             try:
+                with self.cluster.open(self.pool, image, read_only=True) as img:
+                    if img.watchers():
+                        continue  # its writer is alive (a dead client's watch expires in ~30 s)
                 self._remove_fully(self.pool, image)
                 removed += 1
             except (InUse, NotFound, Transient):

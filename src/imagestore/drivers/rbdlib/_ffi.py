@@ -101,6 +101,10 @@ class _TrashInfo(Structure):
     ]
 
 
+class _Watcher(Structure):
+    _fields_ = [("addr", c_char_p), ("id", c_int64), ("cookie", c_uint64)]
+
+
 class _Timespec(Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
@@ -161,6 +165,8 @@ _SIGNATURES: dict[str, tuple[str, Any, tuple[Any, ...]]] = {
     "rbd_linked_image_spec_list_cleanup": ("rbd", None, (_P(_LinkedImageSpec), c_size_t)),
     "rbd_snap_spec_cleanup": ("rbd", None, (_P(_SnapSpec),)),
     "rbd_list_children3": ("rbd", c_int, (c_void_p, _P(_LinkedImageSpec), _P(c_size_t))),
+    "rbd_watchers_list": ("rbd", c_int, (c_void_p, _P(_Watcher), _P(c_size_t))),
+    "rbd_watchers_list_cleanup": ("rbd", None, (_P(_Watcher), c_size_t)),
     "rbd_metadata_get": ("rbd", c_int, (c_void_p, c_char_p, c_char_p, _P(c_size_t))),
     "rbd_metadata_set": ("rbd", c_int, (c_void_p, c_char_p, c_char_p)),
     "rbd_metadata_list": (

@@ -18,6 +18,7 @@ from ._ffi import (
     _SnapInfo,
     _SnapSpec,
     _Timespec,
+    _Watcher,
     error_for,
 )
 
@@ -258,6 +259,18 @@ class Image:
                 ]
             finally:
                 self.lib.rbd_linked_image_spec_list_cleanup(arr, n.value)
+
+    def watchers(self) -> int:
+        """How many clients watch the image (hold it open read-write); a read-only open is not one."""
+        n = c_size_t(4)
+        while True:
+            arr = (_Watcher * max(n.value, 1))()
+            ret = self.lib.rbd_watchers_list(self._h, arr, byref(n))
+            if ret == -_errno.ERANGE:
+                continue
+            self._check(ret, "rbd_watchers_list")
+            self.lib.rbd_watchers_list_cleanup(arr, n.value)
+            return int(n.value)
 
     # -- metadata -------------------------------------------------------------
     def metadata_set(self, key: str, value: str) -> None:
