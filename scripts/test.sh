@@ -15,9 +15,15 @@ if [ "$(id -u)" = 0 ]; then
     if [ -n "$missing" ]; then
         echo "[test.sh] apt install:$missing" >&2
         export DEBIAN_FRONTEND=noninteractive
-        apt-get -q -o DPkg::Lock::Timeout=600 update >/dev/null
+        aptlog=$(mktemp)
         # shellcheck disable=SC2086
-        apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing >/dev/null
+        if ! { apt-get -q -o DPkg::Lock::Timeout=600 update &&
+               apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $missing; } >"$aptlog" 2>&1; then
+            tail -30 "$aptlog" >&2
+            echo "[test.sh] apt could not install:$missing" >&2
+            exit 1
+        fi
+        rm -f "$aptlog"
     fi
 fi
 python3 -m pip install -q -e '.[test,all]'
