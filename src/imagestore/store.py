@@ -256,8 +256,9 @@ class Store:
         check = self.can_clone(loc, target, mode)
         if not check.possible or check.mode is None:
             raise Unsupported(f"cannot clone in mode {mode}: {check.reason}", store=self.name, image=loc.image)
-        if check.mode == "cow":
-            target.settings.policy.check_clone(info.format, store=target.name, image=new_name)
+        if check.mode != "stream":  # a stream clone is checked by target.add itself
+            target.settings.policy.check_clone(info.format, cow=check.mode == "cow", store=target.name,
+                                               image=new_name)
         if size is not None and check.mode != "cow":
             raise Unsupported("a clone can be resized only in cow mode", store=self.name, image=loc.image)
         if check.mode == "stream":

@@ -441,6 +441,23 @@ class ConformanceSuite:
         assert store.stat(info.location).format == "qcow2"
         assert backend.leftovers() == []
 
+    def test_clone_honours_target_format_policy(self, backend: Backend, store: Store, image_id: str,
+                                                qcow2_plain: bytes) -> None:
+        """A clone never brings a format into a store that does not allow it, in any mode."""
+        info = store.add(image_id, qcow2_plain, len(qcow2_plain))
+        raw_only = backend.make("sibling", sibling=True, allowed_formats=["raw"])
+        for mode in ("auto", "stream"):
+            with pytest.raises(UnsafeImage):
+                store.clone(info.location, raw_only, name=f"{image_id}-{mode}", mode=mode)  # type: ignore[arg-type]
+            with pytest.raises(NotFound):
+                raw_only.stat(f"{image_id}-{mode}")
+        assert backend.leftovers() == []
+        if backend.native_clone_mode == "cow":
+            no_cow = backend.make("sibling", sibling=True, cow_requires_raw=True)
+            with pytest.raises(UnsafeImage):
+                store.clone(info.location, no_cow, name=image_id + "-cow", mode="cow")
+            assert store.clone(info.location, no_cow, name=image_id + "-s", mode="stream").mode == "stream"
+
     # ------------------------------------------------------------ secrets
     def test_no_credentials_in_logs_or_reprs(self, backend: Backend, store: Store, image_id: str,
                                              caplog: Any) -> None:

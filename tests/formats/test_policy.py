@@ -80,3 +80,14 @@ def test_clone_requires_raw_only_when_configured() -> None:
         with pytest.raises(UnsafeImage, match="raw images only") as err:
             strict.check_clone(fmt, store="ceph", image="x")
         assert err.value.store == "ceph"
+
+
+def test_check_clone_applies_allowed_formats_to_every_native_mode() -> None:
+    raw_only = FormatPolicy(allowed_formats=frozenset({"raw"}))
+    raw_only.check_clone("raw", cow=False)
+    for fmt in ("qcow2", None):
+        for cow in (True, False):
+            with pytest.raises(UnsafeImage) as err:
+                raw_only.check_clone(fmt, cow=cow, store="vms", image="x")
+            assert "not allowed" in str(err.value)
+    FormatPolicy(cow_requires_raw=True).check_clone("qcow2", cow=False)  # server-side copy is not cow

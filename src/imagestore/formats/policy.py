@@ -80,14 +80,19 @@ class FormatPolicy:
                               format=detected, store=store, image=image)
 
     def check_clone(
-        self, fmt: str | None, *, store: str | None = None, image: str | None = None
+        self, fmt: str | None, *, cow: bool = True, store: str | None = None, image: str | None = None
     ) -> None:
-        """Raise :class:`UnsafeImage` if a copy-on-write clone of a ``fmt`` image is refused."""
-        if self.cow_requires_raw and (fmt or "").lower() != "raw":
-            raise UnsafeImage(
-                "copy-on-write clone refused",
-                reasons=[f"this store clones raw images only; the image is {fmt or 'of unknown format'}"],
-                format=fmt,
-                store=store,
-                image=image,
-            )
+        """Raise :class:`UnsafeImage` if a native clone of a ``fmt`` image into this store is refused.
+
+        Native clones (``cow``, ``server_copy``) bypass ``add``, so the store's
+        ``allowed_formats`` is checked here; ``cow_requires_raw`` applies to cow only.
+        """
+        name = (fmt or "").lower()
+        reasons = []
+        if self.allowed_formats is not None and name not in self.allowed_formats:
+            allowed = ", ".join(sorted(self.allowed_formats)) or "none"
+            reasons.append(f"format {fmt or 'unknown'!r} is not allowed in this store (allowed: {allowed})")
+        if cow and self.cow_requires_raw and name != "raw":
+            reasons.append(f"this store clones raw images only; the image is {fmt or 'of unknown format'}")
+        if reasons:
+            raise UnsafeImage("clone refused", reasons=reasons, format=fmt, store=store, image=image)
