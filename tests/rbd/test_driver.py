@@ -435,3 +435,24 @@ def test_many_threads_share_one_connection(images: RbdDriver, image_id: str) -> 
     for t in threads:
         t.join(120)
     assert errors == []
+
+
+def test_glance_location_resolves_to_its_store(ceph_cluster: CephCluster, image_id: str) -> None:
+    """A Nova-style consumer holding glance's rbd://fsid/pool/image/snap finds the store and clones."""
+    import imagestore
+
+    stores = imagestore.Stores({"default": "images", "stores": {
+        "images": ceph_cluster.spec("images"), "vms": ceph_cluster.spec("vms")}})
+    try:
+        info = stores["images"].add(image_id, data_of(MiB, seed=51), MiB)
+        glance_url = f"rbd://{ceph_cluster.fsid}/images/{image_id}/snap"
+        store, loc = stores.resolve(imagestore.Location.from_glance(glance_url))
+        assert store is stores["images"] and loc == info.location
+        res = store.clone(loc, stores["vms"], name=image_id + "-disk")
+        assert res.mode == "cow"
+        assert stores["vms"].get(res.location) == data_of(MiB, seed=51)
+        other_cluster = f"rbd://00000000-0000-0000-0000-000000000000/images/{image_id}/snap"
+        with pytest.raises(imagestore.InvalidLocation):
+            stores.resolve(imagestore.Location.from_glance(other_cluster))
+    finally:
+        stores.close()
