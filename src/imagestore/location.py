@@ -121,7 +121,7 @@ class Location:
 AccessKind = Literal["path", "rbd", "url"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DirectAccess:
     """What another service needs to reach an image's bits itself (never a store secret)."""
 
@@ -134,6 +134,13 @@ class DirectAccess:
     mon_hosts: tuple[str, ...] = ()
     url: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        fields = {k: v for k, v in self.to_dict().items() if k != "kind"}
+        if fields.get("url"):
+            fields["url"] = "<signed URL hidden>"  # a bearer token for its consumer: not for logs
+        inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+        return f"DirectAccess(kind={self.kind!r}, {inner})"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that apply to this kind, JSON-ready."""

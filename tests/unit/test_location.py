@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,3 +78,14 @@ def test_from_glance(uri: str, expected: Location) -> None:
 def test_from_glance_refuses(uri: str) -> None:
     with pytest.raises(InvalidLocation):
         Location.from_glance(uri)
+
+
+def test_direct_access_repr_shows_its_kind_and_hides_signed_urls() -> None:
+    from datetime import datetime
+
+    from imagestore import DirectAccess
+
+    assert repr(DirectAccess("path", path="/srv/x")) == "DirectAccess(kind='path', path='/srv/x')"
+    signed = DirectAccess("url", url="https://h/x?signature=TOKEN", expires_at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert "TOKEN" not in repr(signed) and "2030-01-01" in repr(signed)
+    assert signed.to_dict()["url"].endswith("TOKEN")  # the consumer gets it
