@@ -68,7 +68,14 @@ class Backend:
 
     def make(self, name: str = "main", sibling: bool = False, **settings: Any) -> Store:
         table = {**(self.sibling_spec() if sibling else self.spec()), **settings}
-        return imagestore.open_store(table, name)
+        store = imagestore.open_store(table, name)
+        self.__dict__.setdefault("_made", []).append(store)
+        return store
+
+    def close_all(self) -> None:
+        """Close every store :meth:`make` opened (their backend connections)."""
+        for store in self.__dict__.pop("_made", []):
+            store.close()
 
 
 def payload(size: int, seed: int = 1) -> bytes:
@@ -93,11 +100,14 @@ class ConformanceSuite:
     def backend(self) -> Backend:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @pytest.fixture(autouse=True)
+    def _close_stores(self, backend: Backend) -> Iterator[None]:
+        yield
+        backend.close_all()
+
     @pytest.fixture
-    def store(self, backend: Backend) -> Iterator[Store]:
-        s = backend.make()
-        yield s
-        s.close()
+    def store(self, backend: Backend) -> Store:
+        return backend.make()
 
     @pytest.fixture
     def image_id(self, request: pytest.FixtureRequest) -> str:

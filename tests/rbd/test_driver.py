@@ -456,3 +456,29 @@ def test_glance_location_resolves_to_its_store(ceph_cluster: CephCluster, image_
             stores.resolve(imagestore.Location.from_glance(other_cluster))
     finally:
         stores.close()
+
+
+def test_unclosed_stores_exit_cleanly(ceph_cluster: CephCluster, image_id: str) -> None:
+    """A service that never closes its stores still exits with status 0 (connections shut at exit)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import imagestore\n"
+        f"stores = [imagestore.open_store({ceph_cluster.spec('images')!r}, 'images'),\n"
+        f"          imagestore.open_store({ceph_cluster.spec('vms')!r}, 'vms')]\n"
+        f"info = stores[0].add({image_id!r}, b'x' * 4096, 4096)\n"
+        f"stores[0].clone(info.location, stores[1], name={image_id + '-c'!r})\n"
+        "assert stores[1].get(" + repr(image_id + "-c") + ") == b'x' * 4096\n"
+    )
+    for _ in range(3):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        ceph_cluster.admin("rbd", "snap", "unprotect", f"vms/{image_id}-c@snap")
+        ceph_cluster.admin("rbd", "snap", "purge", f"vms/{image_id}-c")
+        ceph_cluster.admin("rbd", "rm", f"vms/{image_id}-c")
+        stores_admin = ceph_cluster.driver("images")
+        try:
+            stores_admin.delete(stores_admin.location_for(image_id))
+        finally:
+            stores_admin.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno as _errno
 import math
 import os
 import re
 import threading
+import weakref
 from ctypes import byref, c_int, c_size_t, c_void_p
 from dataclasses import dataclass
 
@@ -16,6 +18,15 @@ from ._ffi import RBD_FEATURE_LAYERING, RbdError, _b, _ImageSpec, _s, _TrashInfo
 from .image import Image
 
 _MON_TOKEN = re.compile(r"\[[^\]]*\]|[^\s,;]+")
+# connections still open when the interpreter exits are shut down first: librados'
+# threads must not outlive the Python objects (and C++ statics) they use
+_OPEN: weakref.WeakSet[Cluster] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_open_clusters() -> None:
+    for cluster in list(_OPEN):
+        cluster.shutdown()
 
 
 def split_mon_host(value: str) -> tuple[str, ...]:
@@ -43,7 +54,7 @@ class Cluster:
         self._lock = threading.Lock()
         self._ioctx: dict[str, c_void_p] = {}
         self._connected = False
-        self._closed = False
+        self._closed = True  # until the handle is configured: nothing for shutdown() to release
         self._handle = c_void_p()
         if not os.path.isfile(conf):
             raise ConfigError(f"ceph configuration file {conf!r} does not exist", key=f"stores.{label}.conf")
@@ -69,6 +80,8 @@ class Cluster:
         except BaseException:
             self.lib.rados_shutdown(self._handle)
             raise
+        self._closed = False
+        _OPEN.add(self)
 
     def _check(self, ret: int, op: str, image: str | None = None) -> int:
         if ret < 0:
@@ -159,6 +172,14 @@ class Cluster:
             self._ioctx.clear()
             self.lib.rados_shutdown(self._handle)
             self._connected = False
+        _OPEN.discard(self)
+
+    def __del__(self) -> None:
+        """A dropped Store's connection is released, not leaked until exit."""
+        try:
+            self.shutdown()
+        except Exception:  # noqa: BLE001 - nothing to report to during garbage collection
+            pass
 
     # -- pool-level image operations ---------------------------------------
     def create(self, pool: str, name: str, size: int, *, order: int, features: int = RBD_FEATURE_LAYERING) -> None:
