@@ -85,9 +85,11 @@ def test_connect_errors(ceph_v1: CephCluster, tmp_path: Path) -> None:
     wrong_user = _rbdlib.Cluster(ceph_v1.conf, "nobody", ceph_v1.keyring, connect_timeout=5)
     with pytest.raises(PermissionDenied):
         wrong_user.connect()
+    wrong_user.shutdown()
     no_key = _rbdlib.Cluster(ceph_v1.conf, "imagestore", str(tmp_path / "none.keyring"), connect_timeout=5)
     with pytest.raises(ConfigError):
         no_key.connect()
+    no_key.shutdown()
 
 
 @pytest.mark.ceph
