@@ -243,34 +243,32 @@ class Image:
             self.lib.rbd_linked_image_spec_cleanup(byref(img))
             self.lib.rbd_snap_spec_cleanup(byref(snap))
 
+    def _sized_list(self, call: str, struct: Any, start: int) -> tuple[Any, int]:
+        """Call a librbd list function that answers ERANGE with the count it needs: (array, count)."""
+        n = c_size_t(start)
+        while True:
+            arr = (struct * max(n.value, 1))()
+            ret = getattr(self.lib, call)(self._h, arr, byref(n))
+            if ret != -_errno.ERANGE:
+                self._check(ret, call)
+                return arr, n.value
+
     def children(self) -> list[ChildSpec]:
         """The clones of the snapshot this handle is set to (see :meth:`snap_set`)."""
-        n = c_size_t(8)
-        while True:
-            arr = (_LinkedImageSpec * max(n.value, 1))()
-            ret = self.lib.rbd_list_children3(self._h, arr, byref(n))
-            if ret == -_errno.ERANGE:
-                continue
-            self._check(ret, "rbd_list_children3")
-            try:
-                return [
-                    ChildSpec(_s(arr[i].pool_name), _s(arr[i].image_name), _s(arr[i].image_id), bool(arr[i].trash))
-                    for i in range(n.value)
-                ]
-            finally:
-                self.lib.rbd_linked_image_spec_list_cleanup(arr, n.value)
+        arr, count = self._sized_list("rbd_list_children3", _LinkedImageSpec, 8)
+        try:
+            return [
+                ChildSpec(_s(arr[i].pool_name), _s(arr[i].image_name), _s(arr[i].image_id), bool(arr[i].trash))
+                for i in range(count)
+            ]
+        finally:
+            self.lib.rbd_linked_image_spec_list_cleanup(arr, count)
 
     def watchers(self) -> int:
         """How many clients watch the image (hold it open read-write); a read-only open is not one."""
-        n = c_size_t(4)
-        while True:
-            arr = (_Watcher * max(n.value, 1))()
-            ret = self.lib.rbd_watchers_list(self._h, arr, byref(n))
-            if ret == -_errno.ERANGE:
-                continue
-            self._check(ret, "rbd_watchers_list")
-            self.lib.rbd_watchers_list_cleanup(arr, n.value)
-            return int(n.value)
+        arr, count = self._sized_list("rbd_watchers_list", _Watcher, 4)
+        self.lib.rbd_watchers_list_cleanup(arr, count)
+        return int(count)
 
     # -- metadata -------------------------------------------------------------
     def metadata_set(self, key: str, value: str) -> None:
