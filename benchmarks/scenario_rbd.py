@@ -112,12 +112,14 @@ def _facade_store(conf: str, user: str, keyring: str | None, pool: str) -> Any:
 
 def _scenario(conf: str, user: str, keyring: str | None, osd_pid: int | None, workdir: Path,
               sizes_gib: tuple[int, ...]) -> dict[str, Any]:
-    from imagestore.drivers.base import CloneRequest
+    from imagestore.drivers import CloneRequest, DriverContext
     from imagestore.drivers.rbd import RbdDriver
 
     opts: dict[str, Any] = {"conf": conf, "user": user, "keyring": keyring}
     images = RbdDriver("images", pool="images", **opts)
     vms = RbdDriver("vms", pool="vms", **opts)
+    for driver in (images, vms):
+        driver.open(DriverContext())
     store = _facade_store(conf, user, keyring, "images")
     cli = ["-c", conf, "--id", user] + (["--keyring", keyring] if keyring else [])
     result: dict[str, Any] = {"sizes": {}, "facade": store is not None}
@@ -172,7 +174,7 @@ def _scenario(conf: str, user: str, keyring: str | None, osd_pid: int | None, wo
                     child = images.clone(loc, vms, CloneRequest(f"clone-{tag}", "cow", {}))
                 row["clone"] = m.figures(size)
                 with _Meter(osd_pid) as m:
-                    r = images.open_reader(loc)
+                    r = images.open_reader(loc, 0, size)
                     w = vms.open_writer(f"copy-{tag}", size)
                     while data := r.read(CHUNK):
                         w.write(memoryview(data))

@@ -1,3 +1,14 @@
-"""Shared pytest set-up: service fixtures and the require-services switch."""
+"""Shared pytest set-up: every fixture module under tests/services/ is a plugin.
 
-pytest_plugins = ["tests.services.xfs", "tests.services.ceph"]
+Each real service (XFS mount, Ceph, Swift, S3 servers, Glance, the fault
+proxy) has one module there; ``require.py`` holds the require-services switch.
+"""
+
+from pathlib import Path
+
+_SERVICES = Path(__file__).parent / "services"
+pytest_plugins = sorted(
+    f"tests.services.{p.stem}"
+    for p in _SERVICES.glob("*.py")
+    if p.stem not in ("__init__", "require") and not p.stem.startswith("test_")
+)

@@ -7,8 +7,10 @@ Only the names below are public; everything else may change without notice.
 from __future__ import annotations
 
 from .capabilities import Capabilities
+from .contract import SweepReport
 from .errors import (
     AlreadyExists,
+    BackendError,
     BackendUnavailable,
     ChecksumMismatch,
     ConfigError,
@@ -17,6 +19,7 @@ from .errors import (
     ImageTooLarge,
     InUse,
     InvalidLocation,
+    NoSpace,
     NotFound,
     PermissionDenied,
     SizeMismatch,
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "BackendError",
     "BackendUnavailable",
     "Capabilities",
     "ChecksumMismatch",
@@ -52,11 +56,13 @@ __all__ = [
     "InUse",
     "InvalidLocation",
     "Location",
+    "NoSpace",
     "NotFound",
     "PermissionDenied",
     "SizeMismatch",
     "Store",
     "Stores",
+    "SweepReport",
     "UnsafeImage",
     "Unsupported",
     "inspect",

@@ -62,6 +62,10 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", help="name of the clone (default: the source's id)")
     c.add_argument("--mode", default="auto", choices=["auto", "cow", "server_copy", "stream"])
     c.add_argument("--size", type=int, help="grow the clone to this size (cow only)")
+    w = sub.add_parser("sweep", help="remove temporaries left by dead writers (never a live one)")
+    w.add_argument("--older-than", default=None, metavar="DURATION",
+                   help="only temporaries older than this (30s, 10m, 1h; default: the store's sweep_older_than)")
+    w.add_argument("--all", action="store_true", help="sweep every configured store, not only --store/default")
     i = sub.add_parser("inspect", help="format and safety verdict of a file; stores nothing")
     i.add_argument("file", help="image file, or - for stdin")
     sub.add_parser("bench", help="the benchmark harness (imagestore bench --help)", add_help=False)
@@ -122,12 +126,38 @@ def _cmd_stores(ctx: _Context) -> None:
     out: dict[str, Any] = {"default": ctx.stores.default_name, "stores": {}}
     lines = []
     for name in ctx.stores:
-        store = ctx.stores[name]
+        mark = "*" if name == ctx.stores.default_name else " "
+        try:
+            store = ctx.stores[name]
+        except ImageStoreError as exc:  # one unreachable backend does not hide the others
+            out["stores"][name] = {"driver": ctx.stores.driver_name(name), "error": type(exc).__name__,
+                                   "message": str(exc)}
+            lines.append(f"{mark} {name:12} {ctx.stores.driver_name(name):7} unavailable: {exc}")
+            continue
         caps = store.capabilities.to_dict()
         out["stores"][name] = {"driver": store.driver.scheme, **store.driver.describe(), "capabilities": caps}
         flags = ",".join(k for k, v in caps.items() if v is True)
-        mark = "*" if name == ctx.stores.default_name else " "
         lines.append(f"{mark} {name:12} {store.driver.scheme:7} {flags}")
+    _emit(ctx, out, "\n".join(lines))
+
+
+def _cmd_sweep(ctx: _Context) -> None:
+    from .config import parse_duration
+
+    a = ctx.args
+    age = None if a.older_than is None else parse_duration(a.older_than, "--older-than")
+    names = list(ctx.stores) if a.all else [a.store or ctx.stores.default_name]
+    out: dict[str, Any] = {"stores": {}, "removed": 0, "bytes_freed": 0}
+    lines = []
+    for name in names:
+        store = ctx.store(name)
+        if not store.capabilities.write:
+            continue
+        report = store.sweep(age)
+        out["stores"][name] = report.to_dict()
+        out["removed"] += report.removed
+        out["bytes_freed"] += report.bytes_freed
+        lines.append(f"{name}: removed {report.removed} temporaries, {report.bytes_freed} bytes")
     _emit(ctx, out, "\n".join(lines))
 
 
@@ -234,6 +264,7 @@ def _cmd_bench(ctx: _Context) -> None:
 _COMMANDS: dict[str, Callable[[_Context], None]] = {
     "stores": _cmd_stores, "add": _cmd_add, "get": _cmd_get, "stat": _cmd_stat, "rm": _cmd_rm,
     "locate": _cmd_locate, "clone": _cmd_clone, "inspect": _cmd_inspect, "bench": _cmd_bench,
+    "sweep": _cmd_sweep,
 }
 
 
@@ -286,8 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return _fail(args.json, ImageStoreError("interrupted; nothing was published"), 130)
-    except OSError as exc:
+    except OSError as exc:  # local files named on the command line
         return _fail(args.json, exc, 1)
+    except Exception as exc:  # noqa: BLE001 - a command never ends in a traceback
+        return _fail(args.json, ImageStoreError(f"internal error: {type(exc).__name__}: {exc}"), 1)
     finally:
         ctx.close()
 

@@ -13,15 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .drivers.base import Option
+from .contract import Option
 from .errors import ConfigError
-from .formats import KNOWN_FORMATS, FormatPolicy
+from .formats import DEFAULT_ALLOWED_FORMATS, KNOWN_FORMATS, FormatPolicy
 from .hashing import DEFAULT_ALGORITHMS, validate_algorithms
 
-__all__ = ["Secret", "StoreSettings", "parse_size", "validate_driver_options"]
+__all__ = ["Secret", "StoreSettings", "parse_duration", "parse_size", "validate_driver_options"]
 
 _SIZE_RE = re.compile(r"(\d+)\s*([KMGTP]?)(i?B?)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Secret:
@@ -64,6 +66,21 @@ def parse_size(value: object, key: str) -> int:
             if size > 0:
                 return size
     raise ConfigError(f"expected a size in bytes or a string like '10G', got {value!r}", key=key)
+
+
+def parse_duration(value: object, key: str) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"``."""
+    if isinstance(value, bool):
+        raise ConfigError("expected a duration such as 30s, 10m, 1h", key=key)
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ConfigError("must not be negative", key=key)
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.fullmatch(value.strip())
+        if match:
+            return float(match.group(1)) * _SECONDS[(match.group(2) or "").lower()]
+    raise ConfigError(f"expected a duration such as 30s, 10m, 1h, got {value!r}", key=key)
 
 
 def _resolve_secret(value: object, key: str) -> Secret:
@@ -119,7 +136,7 @@ def validate_driver_options(
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """The facade's policy for one store: limits, checksums, format policy, retries."""
+    """The facade's policy for one store: limits, checksums, format policy, retries, sweeping."""
 
     max_image_size: int | None = None
     checksums: tuple[str, ...] = DEFAULT_ALGORITHMS
@@ -127,13 +144,16 @@ class StoreSettings:
     inspect: bool = True
     verify_reads: bool = True
     chunk_size: int = 4 << 20
-    concurrency: int = 4
+    concurrency: int | None = None
     retries: int = 3
     retry_backoff: float = 0.2
+    auto_sweep: bool = True
+    sweep_older_than: float = 3600.0
 
     KEYS = frozenset({
         "max_image_size", "checksums", "allowed_formats", "cow_requires_raw", "inspect",
-        "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff",
+        "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff", "auto_sweep",
+        "sweep_older_than",
     })
 
     @classmethod
@@ -159,26 +179,29 @@ class StoreSettings:
                 )
         cow_raw = _check_type(values.get("cow_requires_raw", False), Option(bool), f"{prefix}.cow_requires_raw")
         kw["policy"] = FormatPolicy(
-            allowed_formats=frozenset(a.lower() for a in allowed) if allowed is not None else None,
+            allowed_formats=frozenset(a.lower() for a in allowed) if allowed is not None
+            else DEFAULT_ALLOWED_FORMATS,
             cow_requires_raw=bool(cow_raw),
         )
-        for key, typ in (("inspect", bool), ("verify_reads", bool)):
+        for key in ("inspect", "verify_reads", "auto_sweep"):
             if key in values:
-                kw[key] = _check_type(values[key], Option(typ), f"{prefix}.{key}")
+                kw[key] = _check_type(values[key], Option(bool), f"{prefix}.{key}")
         if "chunk_size" in values:
             size = parse_size(values["chunk_size"], f"{prefix}.chunk_size")
             if not 64 << 10 <= size <= 64 << 20:
                 raise ConfigError("must be between 64K and 64M", key=f"{prefix}.chunk_size")
             kw["chunk_size"] = size
-        for key in ("concurrency", "retries"):
+        for key, low in (("concurrency", 1), ("retries", 0)):
             if key in values:
                 val = _check_type(values[key], Option(int), f"{prefix}.{key}")
-                if not 0 <= int(val) <= 64:  # type: ignore[call-overload]
-                    raise ConfigError("must be between 0 and 64", key=f"{prefix}.{key}")
+                if not low <= int(val) <= 64:  # type: ignore[call-overload]
+                    raise ConfigError(f"must be between {low} and 64", key=f"{prefix}.{key}")
                 kw[key] = val
         if "retry_backoff" in values:
             val = _check_type(values["retry_backoff"], Option(float), f"{prefix}.retry_backoff")
             if not 0 <= float(val) <= 60:  # type: ignore[arg-type]
                 raise ConfigError("must be between 0 and 60 seconds", key=f"{prefix}.retry_backoff")
             kw["retry_backoff"] = val
+        if "sweep_older_than" in values:
+            kw["sweep_older_than"] = parse_duration(values["sweep_older_than"], f"{prefix}.sweep_older_than")
         return cls(**kw)

@@ -6,10 +6,13 @@ callers may log them as they are.
 
 from __future__ import annotations
 
+import errno as _errno
+import os
 from collections.abc import Sequence
 
 __all__ = [
     "AlreadyExists",
+    "BackendError",
     "BackendUnavailable",
     "ChecksumMismatch",
     "ConfigError",
@@ -18,11 +21,14 @@ __all__ = [
     "ImageTooLarge",
     "InUse",
     "InvalidLocation",
+    "NoSpace",
     "NotFound",
     "PermissionDenied",
     "SizeMismatch",
+    "Transient",
     "UnsafeImage",
     "Unsupported",
+    "from_os_error",
 ]
 
 
@@ -126,3 +132,50 @@ class DriverNotInstalled(ImageStoreError):
 
 class PermissionDenied(ImageStoreError):
     """The backend refused the operation for lack of permission."""
+
+
+class BackendError(ImageStoreError):
+    """The backend failed in a way that retrying will not fix (I/O error, read-only
+    filesystem, a driver fault); ``errno`` is set when the failure was an OS error."""
+
+    def __init__(self, message: str, *, errno: int | None = None, store: str | None = None,
+                 image: str | None = None) -> None:
+        super().__init__(message, store=store, image=image)
+        self.errno = errno
+
+
+class NoSpace(BackendError):
+    """The backend is full (disk, pool or quota); nothing of the upload was kept."""
+
+
+class Transient(Exception):
+    """Raised by a driver for a failure worth retrying (timeout, 5xx, connection reset).
+
+    Driver-facing only: the :class:`~imagestore.store.Store` facade retries what
+    may be retried and turns the rest into :class:`BackendUnavailable`, so a
+    ``Transient`` never reaches a caller. Its message must hold no secret.
+    """
+
+
+_NO_SPACE = {_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG}
+_DENIED = {_errno.EACCES, _errno.EPERM}
+_UNREACHABLE = {_errno.ETIMEDOUT, _errno.ECONNRESET, _errno.ECONNREFUSED, _errno.ECONNABORTED,
+                _errno.EHOSTUNREACH, _errno.ENETUNREACH, _errno.EPIPE, _errno.ESHUTDOWN}
+
+
+def from_os_error(exc: OSError, *, op: str, store: str | None = None, image: str | None = None) -> ImageStoreError:
+    """The imagestore error for an ``OSError`` met during ``op``, naming what the errno means.
+
+    Only the errno's meaning is used, never ``exc.filename``: a path outside the
+    store's root must not leak into a message.
+    """
+    code = exc.errno
+    meaning = os.strerror(code) if code else (exc.strerror or type(exc).__name__)
+    text = f"{op}: {meaning}"
+    if code in _NO_SPACE:
+        return NoSpace(f"{op}: the backend is full ({meaning})", errno=code, store=store, image=image)
+    if code in _DENIED:
+        return PermissionDenied(text, store=store, image=image)
+    if code in _UNREACHABLE:
+        return BackendUnavailable(text, store=store, image=image)
+    return BackendError(text, errno=code, store=store, image=image)

@@ -19,6 +19,9 @@ from .errors import InvalidLocation
 __all__ = ["DirectAccess", "Location", "validate_image_id", "validate_store_name"]
 
 SCHEMES = frozenset({"file", "memory", "rbd", "s3", "swift", "http", "https"})
+"""The schemes of imagestore's own drivers; a third-party driver may use any other
+lowercase name (letters, digits, ``-``; no ``+``, which marks glance_store forms)."""
+_SCHEME_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _STORE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 
@@ -58,8 +61,8 @@ class Location:
     store: str | None = None
 
     def __post_init__(self) -> None:
-        if self.scheme not in SCHEMES:
-            raise InvalidLocation(f"unknown location scheme {self.scheme!r}")
+        if not _SCHEME_RE.fullmatch(self.scheme):
+            raise InvalidLocation(f"bad location scheme {self.scheme!r}")
         if not self.path or any(not seg or seg in (".", "..") for seg in self.path):
             raise InvalidLocation(f"location {self.scheme}://{self.host} has an empty or relative path")
         if any("\x00" in seg for seg in (self.host, *self.path)):
@@ -91,9 +94,9 @@ class Location:
             raise InvalidLocation(f"a location is a string, not {type(uri).__name__}")
         parts = urlsplit(uri)
         scheme = parts.scheme.lower()
-        if scheme not in SCHEMES:
+        if not _SCHEME_RE.fullmatch(scheme):
             hint = " (a glance_store URI? use Location.from_glance)" if "+" in scheme else ""
-            raise InvalidLocation(f"unknown location scheme {parts.scheme!r}{hint}")
+            raise InvalidLocation(f"bad location scheme {parts.scheme!r}{hint}")
         if "@" in parts.netloc:
             raise InvalidLocation(
                 "credentials are not allowed in a location (Location.from_glance drops them)"

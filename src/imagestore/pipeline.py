@@ -15,16 +15,30 @@ from dataclasses import dataclass
 from typing import IO, Any, Union
 
 from .config import StoreSettings
-from .drivers.base import Writer
+from .contract import Writer
 from .errors import ImageTooLarge, SizeMismatch
 from .formats import FormatVerdict, StreamInspector
 from .hashing import BufferRing, ParallelHasher
 from .progress import Progress, Throttled
 
-__all__ = ["Source", "WriteOutcome", "write_stream"]
+__all__ = ["Limit", "Source", "WriteOutcome", "write_stream"]
 
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes], Iterable[bytes]]
 """What ``add`` accepts: bytes, a path, a binary file object or an iterable of byte chunks."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The largest image a store takes, and which setting says so (for the error message)."""
+
+    size: int | None
+    name: str = "max_image_size"
+
+    def check(self, size: int, what: str, *, store: str, image: str) -> None:
+        """Raise ImageTooLarge if ``size`` bytes exceed the limit."""
+        if self.size is not None and size > self.size:
+            raise ImageTooLarge(f"{what} of {size} bytes exceeds {self.name} of {self.size} bytes",
+                                store=store, image=image)
 
 
 @dataclass(frozen=True)
@@ -94,16 +108,17 @@ def write_stream(
     *,
     settings: StoreSettings,
     size: int | None,
+    limit: Limit,
     progress: Progress | None,
     store: str,
     image: str,
 ) -> WriteOutcome:
-    """Stream ``source`` into ``writer`` through the hashers, inspector and limits.
+    """Stream ``source`` into ``writer`` through the hashers, inspector and ``limit``.
 
     Does not commit or abort: the caller decides, so that publication and policy
     stay in one place (``Store.add``).
     """
-    cap = settings.max_image_size
+    cap = limit.size
     hasher = ParallelHasher(settings.checksums)
     inspector = StreamInspector() if settings.inspect else None
     ticker = Throttled(progress, size)
@@ -114,7 +129,7 @@ def write_stream(
         for slot, view in _chunks(data, ring):
             total += len(view)
             if cap is not None and total > cap:
-                raise ImageTooLarge(f"upload exceeds max_image_size of {cap} bytes", store=store, image=image)
+                raise ImageTooLarge(f"upload exceeds {limit.name} of {cap} bytes", store=store, image=image)
             if size is not None and total > size:
                 raise SizeMismatch(f"upload is longer than the declared {size} bytes", store=store, image=image)
             ring.hash(slot, view)

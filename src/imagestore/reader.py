@@ -1,50 +1,106 @@
-"""Reading images back: a chunk iterator that verifies checksums at the end of the stream."""
+"""Reading images back: a chunk iterator that resumes broken transfers and verifies
+checksums at the end of the stream."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
-from .drivers.base import Reader
-from .errors import ChecksumMismatch, SizeMismatch
+from .contract import Reader
+from .errors import ChecksumMismatch, SizeMismatch, Transient
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
+from .retry import backoff_delay, translate
 
 __all__ = ["ImageReader", "write_atomically"]
 
+log = logging.getLogger("imagestore")
 _IN_FLIGHT = 4
+Opener = Callable[[int, int], Reader]
+"""Opens a driver reader for ``(offset, length)``; the facade's retries and errors apply."""
 
 
 class ImageReader:
     """Iterate over an image's bytes; with ``expected`` set, raise ChecksumMismatch at the end.
 
-    Verification hashes in a background thread while the caller handles the
-    previous chunk, and also checks that exactly ``size`` bytes arrived.
+    A read that fails with a retryable error, or a stream that ends early, is
+    resumed from the byte where it stopped (the driver reopens at that offset),
+    up to ``retries`` times in a row; verification hashes in a background
+    thread while the caller handles the previous chunk, and exactly ``size``
+    bytes must arrive.
     """
 
     def __init__(
         self,
-        reader: Reader,
+        opener: Opener,
         *,
+        offset: int,
         size: int,
         chunk_size: int,
         expected: Mapping[str, str] | None,
         progress: Progress | None,
         store: str,
         image: str,
+        retries: int = 3,
+        backoff: float = 0.2,
     ) -> None:
-        self._reader = reader
+        self._opener = opener
+        self._offset = offset
         self.size = size
         self._chunk = chunk_size
         self._expected = dict(expected) if expected else None
-        self._hasher = ParallelHasher(self._expected) if self._expected else None
-        self._ticker = Throttled(progress, size)
         self._store = store
         self._image = image
+        self._retries = retries
+        self._backoff = backoff
         self._done = 0
         self._token = 0
         self._closed = False
+        self._reader: Reader | None = None
+        self._reader = opener(offset, size)
+        self._hasher = ParallelHasher(self._expected) if self._expected else None
+        self._ticker = Throttled(progress, size)
+        self.resumes = 0
+        """How many times the transfer was resumed after a broken read."""
+
+    def _raw_read(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the driver, resuming at the current offset after a failure."""
+        failures = 0
+        while True:
+            reader = self._reader
+            if reader is None:
+                return b""
+            try:
+                data = reader.read(n)
+            except Exception as exc:  # noqa: BLE001 - translated below
+                if not isinstance(exc, Transient) or failures >= self._retries:
+                    self.close()
+                    error = translate(exc, "read", store=self._store, image=self._image, attempts=failures + 1)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                cause = str(exc)
+            else:
+                if data or self._done >= self.size:
+                    return data
+                if failures >= self._retries:
+                    return data  # short: _finish reports the size mismatch
+                cause = f"the stream ended after {self._done} of {self.size} bytes"
+            delay = backoff_delay(failures, self._backoff)
+            log.warning("store %s: reading %s broke (%s); resuming at byte %d in %.2fs",
+                        self._store, self._image, cause, self._done, delay)
+            failures += 1
+            self._close_reader()
+            time.sleep(delay)
+            try:
+                self._reader = self._opener(self._offset + self._done, self.size - self._done)
+            except BaseException:
+                self.close()
+                raise
+            self.resumes += 1
 
     @property
     def verifying(self) -> bool:
@@ -62,7 +118,7 @@ class ImageReader:
             return parts[0] if len(parts) == 1 else b"".join(parts)
         if n == 0 or self._closed:
             return b""
-        data = self._reader.read(n)
+        data = self._raw_read(n)
         if not data:
             self._finish()
             return b""
@@ -71,7 +127,7 @@ class ImageReader:
 
     def __iter__(self) -> Iterator[bytes]:
         while not self._closed:
-            data = self._reader.read(self._chunk)
+            data = self._raw_read(self._chunk)
             if not data:
                 self._finish()
                 return
@@ -114,6 +170,14 @@ class ImageReader:
                 )
         self.close()
 
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except Exception as exc:  # noqa: BLE001 - closing a broken stream must not mask the read
+                log.debug("store %s: closing a reader of %s failed: %s", self._store, self._image, exc)
+
     def close(self) -> None:
         """Release the backend reader and the hash threads."""
         if self._closed:
@@ -121,7 +185,7 @@ class ImageReader:
         self._closed = True
         if self._hasher is not None:
             self._hasher.close()
-        self._reader.close()
+        self._close_reader()
 
     def __enter__(self) -> ImageReader:
         return self

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .drivers.base import CloneMode
+from .contract import CloneMode, DeleteOutcome
 from .location import Location
 
 __all__ = ["CloneCheck", "CloneResult", "DeleteOutcome", "ImageInfo", "decode_metadata", "encode_metadata"]
@@ -68,13 +67,6 @@ class CloneCheck:
 
     def __bool__(self) -> bool:
         return self.possible
-
-
-class DeleteOutcome(enum.StrEnum):
-    """What ``delete`` did: removed the image, or deferred removal until dependants go."""
-
-    DELETED = "deleted"
-    DEFERRED = "deferred"
 
 
 def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None) -> dict[str, str]:

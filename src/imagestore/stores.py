@@ -18,7 +18,7 @@ from .config import StoreSettings, validate_driver_options
 from .drivers.base import Driver
 from .errors import ConfigError, DriverNotInstalled, InvalidLocation
 from .location import Location, validate_store_name
-from .store import Store
+from .store import Store, parse_any
 
 __all__ = ["Stores", "default_root", "installed_drivers", "load_driver_class", "open_store"]
 
@@ -183,7 +183,7 @@ class Stores(Mapping[str, Store]):
 
     def resolve(self, location: Location | str) -> tuple[Store, Location]:
         """The store holding ``location`` (by its ``store=`` name, else by address) and the location."""
-        loc = Location.parse(location)
+        loc = parse_any(location)
         if loc.store is not None:
             if loc.store not in self._specs:
                 raise InvalidLocation(f"location names store {loc.store!r}, which is not configured")
@@ -193,6 +193,11 @@ class Stores(Mapping[str, Store]):
             if spec.cls.scheme == loc.scheme and self[name].driver.owns(loc):
                 return self[name], loc.with_store(name)
         raise InvalidLocation(f"no configured store holds {loc}")
+
+    def opened(self) -> dict[str, Store]:
+        """The stores opened so far, by name."""
+        with self._lock:
+            return dict(self._open)
 
     def close(self) -> None:
         """Close every opened store."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .suite import Backend, ConformanceSuite
+import imagestore
+from tests.services.require import unavailable
+
+from .suite import Backend, ConformanceSuite, ReadOnlySuite
 
 
 class FileBackend(Backend):
@@ -54,3 +58,35 @@ class TestFileXfsReflink(ConformanceSuite):
         b = FileBackend(base, "cow")
         assert b.make().capabilities.cow_clone
         yield b
+
+
+@pytest.fixture
+def read_only_bind(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A directory and a read-only bind mount of it (root only: mount)."""
+    if os.geteuid() != 0:
+        unavailable("a read-only bind mount", "needs root for mount")
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    for cmd in (["mount", "--bind", str(rw), str(ro)], ["mount", "-o", "remount,ro,bind", str(ro)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            subprocess.run(["umount", str(ro)], capture_output=True)
+            unavailable("a read-only bind mount", proc.stderr.strip())
+    try:
+        yield rw, ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True, check=True)
+
+
+class TestFileReadOnly(ReadOnlySuite):
+    """A file store whose root is mounted read-only: probed as write=False when opened."""
+
+    @pytest.fixture
+    def stores(self, read_only_bind: tuple[Path, Path]) -> Iterator[tuple[imagestore.Store, imagestore.Store]]:
+        rw, ro = read_only_bind
+        writable = imagestore.open_store({"driver": "file", "root": str(rw)}, "rw")
+        view = imagestore.open_store({"driver": "file", "root": str(ro)}, "ro")
+        yield writable, view
+        view.close()
+        writable.close()

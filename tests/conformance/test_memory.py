@@ -1,4 +1,4 @@
-"""The conformance suite on the in-memory driver."""
+"""The conformance suite on the in-memory driver, and on a read-only view of it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from .suite import Backend, ConformanceSuite
+import imagestore
+
+from .suite import Backend, ConformanceSuite, ReadOnlySuite
 
 
 class MemoryBackend(Backend):
@@ -25,6 +27,10 @@ class TestMemory(ConformanceSuite):
     def backend(self) -> Backend:
         return MemoryBackend()
 
-    def test_killed_add_leaves_no_image(self, backend: Backend, image_id: str, tmp_path: Any) -> None:
-        """Memory images die with their process: a killed writer cannot leave one behind."""
-        assert not backend.make().capabilities.persistent
+
+class TestMemoryReadOnly(ReadOnlySuite):
+    @pytest.fixture
+    def stores(self) -> tuple[imagestore.Store, imagestore.Store]:
+        ns = f"ro-{uuid.uuid4().hex[:8]}"
+        return (imagestore.open_store({"driver": "memory", "namespace": ns}, "rw"),
+                imagestore.open_store({"driver": "memory", "namespace": ns, "read_only": True}, "ro"))

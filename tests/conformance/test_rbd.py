@@ -18,6 +18,7 @@ class RbdBackend(Backend):
     """Stores on pool ``images`` (sibling: ``vms``) as the least-privilege client.imagestore."""
 
     native_clone_mode = "cow"
+    clones_depend_on_source = True
 
     def __init__(self, cluster: CephCluster) -> None:
         self.cluster = cluster

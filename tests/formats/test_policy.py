@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagestore.errors import ConfigError, UnsafeImage
-from imagestore.formats import KNOWN_FORMATS, FormatPolicy, FormatVerdict
+from imagestore.formats import BANNED_BY_DEFAULT, KNOWN_FORMATS, FormatPolicy, FormatVerdict
 
 QCOW2 = FormatVerdict("qcow2", True, (), 1 << 20)
 GPT_RAW = FormatVerdict("raw", True, (), 1 << 20, "gpt")
@@ -16,9 +16,17 @@ def test_known_formats() -> None:
     assert {"raw", "qcow2", "qed", "vmdk", "vhd", "vhdx", "vdi", "iso", "luks"} == KNOWN_FORMATS
 
 
-def test_default_policy_accepts_every_safe_known_format() -> None:
-    for fmt in KNOWN_FORMATS:
+def test_default_policy_accepts_every_safe_known_format_but_the_banned() -> None:
+    assert {"qed"} == BANNED_BY_DEFAULT
+    for fmt in KNOWN_FORMATS - BANNED_BY_DEFAULT:
         FormatPolicy().check(FormatVerdict(fmt, True, (), 1))
+    with pytest.raises(UnsafeImage) as err:
+        FormatPolicy().check(FormatVerdict("qed", True, (), 1))
+    assert "not allowed" in str(err.value)
+
+
+def test_a_banned_format_can_be_allowed_explicitly() -> None:
+    FormatPolicy(allowed_formats=frozenset({"qed", "raw"})).check(FormatVerdict("qed", True, (), 1))
 
 
 def test_unsafe_verdict_is_rejected_with_its_reasons() -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
-import time
 import tracemalloc
 
 from imagestore.formats import StreamInspector
@@ -16,23 +14,14 @@ from .conftest import Sample
 MiB = 1 << 20
 
 
-def test_feed_costs_under_5_percent_of_sha512_on_1_gib_raw() -> None:
+def test_a_1_gib_raw_stream_is_raw_of_that_size() -> None:
+    """The inspector's cost is measured by the benchmark (formats scenario); here, its answer."""
     chunk = os.urandom(4 * MiB)
-    start = time.perf_counter()
-    digest = hashlib.sha512()
-    for _ in range(256):
-        digest.update(chunk)
-    hashing = time.perf_counter() - start
-
-    start = time.perf_counter()
     inspector = StreamInspector()
     for _ in range(256):
         inspector.feed(chunk)
     verdict = inspector.finish()
-    inspecting = time.perf_counter() - start
-
-    assert verdict.format == "raw" and verdict.virtual_size == 1 << 30
-    assert inspecting < 0.05 * hashing, f"{inspecting:.4f}s vs sha512 {hashing:.4f}s"
+    assert verdict.format == "raw" and verdict.virtual_size == 1 << 30 and verdict.safe
 
 
 def test_memory_stays_bounded_on_a_large_raw_stream() -> None:
@@ -65,14 +54,12 @@ def test_huge_l1_table_pointing_everywhere_is_bounded() -> None:
     l1 = b"".join(struct.pack(">Q", (i + 10_000) * cluster) for i in range(entries))
     data = bytes(header) + bytes(3 * cluster) + l1
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         verdict = verdict_of(data, 4 * MiB)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert not verdict.safe
-    assert time.perf_counter() - start < 20
     assert peak < 32 * MiB, peak
 
 

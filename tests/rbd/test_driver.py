@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from imagestore.config import StoreSettings
-from imagestore.drivers.base import CloneRequest
+from imagestore.drivers import CloneRequest, DriverContext
 from imagestore.drivers.rbd import TMP_PREFIX, RbdDriver
 from imagestore.errors import (
     AlreadyExists,
@@ -53,6 +53,8 @@ def put(driver: RbdDriver, image_id: str, data: bytes, size: int | None = -1,
 
 
 def read_all(driver: RbdDriver, loc: Location, offset: int = 0, length: int | None = None) -> bytes:
+    if length is None:
+        length = max(0, driver.stat(loc).size - offset)
     r = driver.open_reader(loc, offset, length)
     try:
         parts = []
@@ -63,20 +65,27 @@ def read_all(driver: RbdDriver, loc: Location, offset: int = 0, length: int | No
         r.close()
 
 
+def opened(cluster: CephCluster, pool: str = "images", **options: Any) -> RbdDriver:
+    """An RbdDriver on ``pool`` as client.imagestore, opened as a store opens it."""
+    driver: RbdDriver = cluster.driver(pool, **options)
+    driver.open(DriverContext())
+    return driver
+
+
 def temps(driver: RbdDriver) -> list[str]:
     return [n for _, n in driver.cluster.list_images(driver.pool) if n.startswith(TMP_PREFIX)]
 
 
 @pytest.fixture
 def images(ceph_cluster: CephCluster) -> Iterator[RbdDriver]:
-    d = ceph_cluster.driver("images")
+    d = opened(ceph_cluster, "images")
     yield d
     d.close()
 
 
 @pytest.fixture
 def vms(ceph_cluster: CephCluster) -> Iterator[RbdDriver]:
-    d = ceph_cluster.driver("vms")
+    d = opened(ceph_cluster, "vms")
     yield d
     d.close()
 
@@ -181,7 +190,7 @@ def test_ranged_reads(images: RbdDriver, image_id: str, offset: int, length: int
 
 def test_missing_image(images: RbdDriver, image_id: str) -> None:
     loc = images.location_for(image_id)
-    for op in (images.stat, images.delete, images.open_reader, images.locate):
+    for op in (images.stat, images.delete, lambda loc: images.open_reader(loc, 0, 1), images.locate):
         with pytest.raises(NotFound):
             op(loc)
 
@@ -235,7 +244,7 @@ def test_clone_resize(images: RbdDriver, vms: RbdDriver, image_id: str) -> None:
 @pytest.mark.parametrize(("policy", "flat_at"), [("never", []), ("always", [1, 2]), ("max_depth=1", [2])])
 def test_flatten_policies(ceph_cluster: CephCluster, images: RbdDriver, image_id: str,
                           policy: str, flat_at: list[int]) -> None:
-    target = ceph_cluster.driver("vms", name="vmsflat", clone_flatten=policy)
+    target = opened(ceph_cluster, "vms", name="vmsflat", clone_flatten=policy)
     try:
         data = data_of(2 * MiB, seed=5)
         loc = put(images, image_id, data)
@@ -250,13 +259,13 @@ def test_flatten_policies(ceph_cluster: CephCluster, images: RbdDriver, image_id
 
 def test_bad_flatten_policy(ceph_cluster: CephCluster) -> None:
     with pytest.raises(ConfigError) as err:
-        ceph_cluster.driver("vms", clone_flatten="sometimes")
+        opened(ceph_cluster, "vms", clone_flatten="sometimes")
     assert err.value.key == "stores.vms.clone_flatten"
 
 
 def test_plan_clone_refusals(ceph_v1: CephCluster, ceph_v2: CephCluster, image_id: str) -> None:
-    a, b = ceph_v1.driver("images"), ceph_v2.driver("vms")
-    nopool = ceph_v1.driver("nopool")
+    a, b = opened(ceph_v1, "images"), opened(ceph_v2, "vms")
+    nopool = opened(ceph_v1, "nopool")
     try:
         loc = put(a, image_id, b"x" * 4096)
         plan = a.plan_clone(loc, b)
@@ -285,7 +294,7 @@ def test_delete_refused_by_a_watcher_keeps_the_image(ceph_cluster: CephCluster, 
     data = data_of(3 * MiB, seed=31)
     loc = put(images, image_id, data)
     store = Store(images, StoreSettings(retries=1, retry_backoff=0.01))
-    other = ceph_cluster.driver("images", name="other")
+    other = opened(ceph_cluster, "images", name="other")
     try:
         # a read-write open registers a watcher
         with other.cluster.open("images", image_id), pytest.raises(BackendUnavailable, match="open elsewhere"):
@@ -315,7 +324,7 @@ def test_delete_with_children(ceph_cluster: CephCluster, images: RbdDriver, vms:
     trashed = [e for e in images.cluster.trash_list("images") if e.name == image_id]
     assert len(trashed) == 1
     assert read_all(vms, c1) == data and read_all(vms, c2) == data  # children keep reading
-    assert images.sweep() == 0  # still has children: stays in the trash
+    assert images.sweep(0).removed == 0  # still has children: stays in the trash
     assert vms.delete(c1) == "deleted"
     assert any(e.name == image_id for e in images.cluster.trash_list("images"))
     assert read_all(vms, c2, 8 * MiB, None) == data[8 * MiB:]
@@ -325,7 +334,7 @@ def test_delete_with_children(ceph_cluster: CephCluster, images: RbdDriver, vms:
 
 
 def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image_id: str) -> None:
-    images = ceph_v2.driver("images")
+    images = opened(ceph_v2, "images")
     try:
         loc = put(images, image_id, b"p" * 4096)
         child = images.clone(loc, images, CloneRequest(image_id + "-c", "cow", {}))
@@ -338,7 +347,7 @@ def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image
         w.write(memoryview(b"z" * 1000))
         old = f"{TMP_PREFIX}{image_id}-old.{int(time.time()) - 7200}.abcd1234"
         images.cluster.create("images", old, 4096, order=22)
-        removed = images.sweep()
+        removed = images.sweep(3600).removed
         assert removed >= 2
         names = [n for _, n in images.cluster.list_images("images")]
         assert old not in names and any(image_id + "-dead" in n for n in names)  # fresh temp kept
@@ -357,8 +366,8 @@ def test_sweep_spares_a_live_writer_however_old(ceph_cluster: CephCluster, image
     w.write(memoryview(data_of(MiB, seed=41)))
     [tmp] = [n for n in temps(images) if image_id in n]
     ceph_cluster.admin("rbd", "snap", "create", f"images/{tmp}@in-commit")
-    images.stale_upload_age = 0  # every temporary is "old"
-    images.sweep()
+    images.min_temp_age = 0  # every temporary is "old"
+    images.sweep(0)
     assert tmp in temps(images), "the live writer's image was swept"
     assert "in-commit" in ceph_cluster.admin("rbd", "snap", "ls", f"images/{tmp}")
     ceph_cluster.admin("rbd", "snap", "rm", f"images/{tmp}@in-commit")
@@ -378,21 +387,31 @@ def test_locate(ceph_cluster: CephCluster, images: RbdDriver, image_id: str) -> 
     lines = Path(ceph_cluster.keyring).read_text().splitlines()
     key = [ln.split("=", 1)[1].strip() for ln in lines if "key =" in ln][0]
     assert key not in text and "AQ" not in text
-    assert images.describe() == {"conf": ceph_cluster.conf, "pool": "images", "user": "imagestore"}
+    assert images.describe() == {"conf": ceph_cluster.conf, "pool": "images", "user": "imagestore",
+                                 "clone_format": 2 if ceph_cluster.clone_v2 else 1}
 
 
-def test_capabilities(images: RbdDriver) -> None:
-    caps = images.capabilities
-    assert caps.cow_clone and caps.direct_access and caps.atomic_create and caps.unknown_size
-    assert caps.deferred_delete and caps.persistent and not caps.server_copy and caps.range_read
+def test_deferred_delete_is_probed_from_the_cluster(ceph_cluster: CephCluster) -> None:
+    """Clone v2 (and so deferred deletes) is what the cluster's require_min_compat_client says."""
+    required = ceph_cluster.admin("ceph", "osd", "dump", "--format", "json")
+    import json
+
+    release = json.loads(required)["require_min_compat_client"]
+    d = opened(ceph_cluster, "images")
+    try:
+        caps = d.open(DriverContext())
+        assert caps.deferred_delete is (release != "luminous"), release
+        assert caps.deferred_delete is ceph_cluster.clone_v2
+    finally:
+        d.close()
 
 
 def test_least_privilege_user(ceph_cluster: CephCluster, image_id: str) -> None:
     """client.imagestore (profile rbd on images and vms only) does everything; other pools are refused."""
     ceph_cluster.admin("ceph", "osd", "pool", "create", "private", "8")
     ceph_cluster.admin("ceph", "osd", "pool", "application", "enable", "private", "rbd")
-    images, vms = ceph_cluster.driver("images"), ceph_cluster.driver("vms")
-    private = ceph_cluster.driver("private")
+    images, vms = opened(ceph_cluster, "images"), opened(ceph_cluster, "vms")
+    private = opened(ceph_cluster, "private")
     try:
         assert images.cluster.user == "imagestore"
         loc = put(images, image_id, data_of(MiB))
@@ -407,10 +426,10 @@ def test_least_privilege_user(ceph_cluster: CephCluster, image_id: str) -> None:
 
 
 def test_close_then_reopen_is_a_new_driver(ceph_cluster: CephCluster, image_id: str) -> None:
-    d = ceph_cluster.driver("images")
+    d = opened(ceph_cluster, "images")
     loc = put(d, image_id, b"persist")
     d.close()
-    d2 = ceph_cluster.driver("images")
+    d2 = opened(ceph_cluster, "images")
     try:
         assert read_all(d2, loc) == b"persist"
     finally:
@@ -477,7 +496,7 @@ def test_unclosed_stores_exit_cleanly(ceph_cluster: CephCluster, image_id: str) 
         ceph_cluster.admin("rbd", "snap", "unprotect", f"vms/{image_id}-c@snap")
         ceph_cluster.admin("rbd", "snap", "purge", f"vms/{image_id}-c")
         ceph_cluster.admin("rbd", "rm", f"vms/{image_id}-c")
-        stores_admin = ceph_cluster.driver("images")
+        stores_admin = opened(ceph_cluster, "images")
         try:
             stores_admin.delete(stores_admin.location_for(image_id))
         finally:

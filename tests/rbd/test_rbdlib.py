@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from imagestore.drivers import rbdlib as _rbdlib
-from imagestore.drivers.base import Transient
 from imagestore.errors import (
     AlreadyExists,
     ConfigError,
@@ -20,6 +19,7 @@ from imagestore.errors import (
     InUse,
     NotFound,
     PermissionDenied,
+    Transient,
 )
 from tests.services.ceph import CephCluster
 

@@ -111,7 +111,7 @@ def test_stores_lists_capabilities(config: Path, capsys: pytest.CaptureFixture[s
     assert data["stores"]["a"]["capabilities"]["atomic_create"] is True
 
 
-def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_inspect_command(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import subprocess
 
     evil = tmp_path / "evil.qcow2"
@@ -126,4 +126,46 @@ def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     raw.write_bytes(b"\0" * 65536)
     code, out, _ = run(capsys, "--json", "inspect", str(raw))
     assert code == 0 and json.loads(out) == {"format": "raw", "safe": True, "reasons": [], "virtual_size": 65536}
-    assert not list(tmp_path.glob("*.tmp"))  # inspect stores nothing
+    # inspect stores nothing: it does not even open the configured stores (their roots are not made)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_sweep_command(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    run(capsys, "add", "seed", str(config))
+    tmp = tmp_path / "a" / ".tmp"
+    dead = tmp / "img.1.dead"
+    dead.write_bytes(b"z" * 10_000)
+    old = time.time() - 7200
+    os.utime(dead, (old, old))
+    code, out, _ = run(capsys, "--json", "sweep", "--older-than", "3h")
+    assert code == 0 and json.loads(out)["removed"] == 0 and dead.exists()
+    code, out, _ = run(capsys, "--json", "sweep", "--older-than", "1h", "--all")
+    report = json.loads(out)
+    assert code == 0 and report["removed"] == 1 and report["bytes_freed"] >= 10_000 and not dead.exists()
+    assert set(report["stores"]) == {"a", "b"}
+    code, _, err = run(capsys, "--json", "sweep", "--older-than", "soon")
+    assert code == 2 and json.loads(err)["error"] == "ConfigError" and "--older-than" in err
+
+
+def test_backend_faults_never_print_a_traceback(config: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver's Transient (after retries), OSError or bug: one line, exit 1."""
+    import errno
+
+    from imagestore.drivers.file import FileDriver
+    from imagestore.errors import Transient
+
+    run(capsys, "add", "img", str(config))
+    for exc, name in ((Transient("timed out"), "BackendUnavailable"), (OSError(errno.EIO, "I/O"), "BackendError"),
+                      (KeyError("bug"), "BackendError")):
+        def fail(self: object, *args: object, exc: BaseException = exc) -> None:
+            raise exc
+
+        monkeypatch.setattr(FileDriver, "stat", fail)
+        for mode in ([], ["--json"]):
+            code, out, err = run(capsys, *mode, "stat", "img")
+            assert code == 1 and out == "" and "Traceback" not in err
+            [line] = err.strip().splitlines()
+            assert name in line if mode else line.startswith("imagestore: error:")

@@ -10,7 +10,7 @@ import pytest
 import imagestore
 from imagestore import ConfigError, Stores
 from imagestore.config import Secret, parse_size, validate_driver_options
-from imagestore.drivers.base import Option
+from imagestore.drivers import Option
 
 
 def test_embedded_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

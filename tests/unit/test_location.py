@@ -26,7 +26,7 @@ def test_canonical_roundtrip(scheme: str, host: str, path: list[str], store: str
 @pytest.mark.parametrize("uri", [
     "s3://AKIA:secret@host/bucket/key",
     "file://user:pw@/x",
-    "ftp://host/x",
+    "9ftp://host/x", "s3+https://host/b/k",
     "rbd+x://a/b/c/d",
     "file:///a/../b",
     "file:///a/./b",

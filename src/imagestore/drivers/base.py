@@ -1,114 +1,45 @@
-"""The driver contract: dumb bytes in, bytes out.
+"""The driver base class: dumb bytes in, bytes out.
 
 A driver stores, reads, clones and deletes bytes and an opaque ``str -> str``
-metadata map. It never hashes, inspects, retries, enforces size caps or parses
-configuration: the :class:`~imagestore.store.Store` facade does that once for
-every driver. Options arrive already validated, as declared in ``OPTIONS``.
+metadata map. It never hashes, inspects, retries whole calls, enforces size
+caps or parses configuration: the :class:`~imagestore.store.Store` facade does
+that once for every driver. Options arrive already validated, as declared in
+``OPTIONS``. A driver signals a retryable failure with
+:class:`~imagestore.errors.Transient`; any ``OSError`` it lets out is turned
+into an :class:`~imagestore.errors.ImageStoreError` by the facade.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar
 
 from ..capabilities import Capabilities
+from ..contract import (
+    ClonePlan,
+    CloneRequest,
+    DeleteOutcome,
+    DriverContext,
+    Option,
+    Reader,
+    Stored,
+    SweepReport,
+    Writer,
+)
 from ..errors import Unsupported
 from ..location import DirectAccess, Location
 
-__all__ = [
-    "CloneMode",
-    "ClonePlan",
-    "CloneRequest",
-    "DeleteResult",
-    "Driver",
-    "Option",
-    "Reader",
-    "Stored",
-    "Transient",
-    "Writer",
-]
-
-CloneMode = Literal["cow", "server_copy", "stream"]
-DeleteResult = Literal["deleted", "deferred"]
-
-
-class Transient(Exception):
-    """Raised by a driver for a failure worth retrying (timeout, 5xx, connection reset).
-
-    The facade retries idempotent operations that raise it and turns the last one
-    into :class:`~imagestore.errors.BackendUnavailable`. The message must hold no secret.
-    """
-
-
-@dataclass(frozen=True)
-class Option:
-    """One driver option: its type, default and whether it is a secret."""
-
-    type: type | tuple[type, ...]
-    default: Any = None
-    required: bool = False
-    secret: bool = False
-    help: str = ""
-    choices: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What a driver knows of a stored image: its size and the metadata saved with it."""
-
-    size: int
-    metadata: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class ClonePlan:
-    """The cheapest native clone mode a driver can do for one source and target, or why not."""
-
-    mode: CloneMode | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class CloneRequest:
-    """A native clone to perform: the target image name, size and metadata to carry."""
-
-    name: str
-    mode: CloneMode
-    metadata: Mapping[str, str]
-    size: int | None = None
-
-
-class Writer(Protocol):
-    """An upload in progress, invisible to readers until :meth:`commit`."""
-
-    def write(self, data: memoryview) -> None:
-        """Append ``data``; may be called with chunks of any size."""
-
-    def commit(self, metadata: Mapping[str, str]) -> Location:
-        """Durably publish the image with its metadata, never overwriting.
-
-        Raises AlreadyExists if another writer published the same name first; the
-        writer then cleans up after itself as :meth:`abort` would.
-        """
-
-    def abort(self) -> None:
-        """Remove everything written so far; safe to call twice or after a failed commit."""
-
-
-class Reader(Protocol):
-    """A byte stream over a stored image (or a range of it)."""
-
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes; ``b""`` at the end."""
-
-    def close(self) -> None:
-        """Release the backend resources."""
+__all__ = ["Driver"]
 
 
 class Driver(ABC):
-    """Base of every backend; subclasses set ``scheme`` and ``OPTIONS`` and implement the I/O."""
+    """Base of every backend; subclasses set ``scheme`` and ``OPTIONS`` and implement the I/O.
+
+    The facade calls :meth:`open` exactly once, before anything else; it is the
+    only place where a driver connects, probes its backend or creates its root,
+    and what it returns is the store's :class:`Capabilities` for its lifetime.
+    """
 
     scheme: ClassVar[str]
     OPTIONS: ClassVar[Mapping[str, Option]] = {}
@@ -116,12 +47,15 @@ class Driver(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    # -- description ------------------------------------------------------
-    @property
+    # -- lifecycle ----------------------------------------------------------
     @abstractmethod
-    def capabilities(self) -> Capabilities:
-        """The flags and limits of this store."""
+    def open(self, context: DriverContext) -> Capabilities:
+        """Connect, probe and prepare the backend; returns what this store can do."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections; the driver is not used afterwards."""
+
+    # -- description --------------------------------------------------------
     @abstractmethod
     def location_for(self, image_id: str) -> Location:
         """The location an image of this id has (or would have) in this store."""
@@ -134,7 +68,7 @@ class Driver(ABC):
         """Non-secret facts for ``imagestore stores`` (root, pool, endpoint...)."""
         return {}
 
-    # -- data -------------------------------------------------------------
+    # -- data ---------------------------------------------------------------
     @abstractmethod
     def open_writer(self, image_id: str, size: int | None) -> Writer:
         """Start an upload; ``size`` is the declared size or None if unknown.
@@ -144,18 +78,18 @@ class Driver(ABC):
         """
 
     @abstractmethod
-    def open_reader(self, location: Location, offset: int = 0, length: int | None = None) -> Reader:
-        """Read ``length`` bytes (None: to the end) from ``offset``; NotFound if absent."""
+    def open_reader(self, location: Location, offset: int, length: int) -> Reader:
+        """Read ``length`` bytes from ``offset`` (both within the image); NotFound if absent."""
 
     @abstractmethod
     def stat(self, location: Location) -> Stored:
         """Size and metadata of a published image; NotFound if absent."""
 
     @abstractmethod
-    def delete(self, location: Location) -> DeleteResult:
+    def delete(self, location: Location) -> DeleteOutcome:
         """Delete the image; NotFound if absent, InUse if dependants forbid it."""
 
-    # -- optional features ------------------------------------------------
+    # -- optional features --------------------------------------------------
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         """The cheapest native clone of ``location`` into ``target``, with the reason."""
         return ClonePlan(None, f"driver {self.scheme!r} has no native clone")
@@ -164,13 +98,14 @@ class Driver(ABC):
         """Perform the native clone that :meth:`plan_clone` allowed; returns the new location."""
         raise Unsupported(f"driver {self.scheme!r} has no native clone", store=self.name)
 
-    def locate(self, location: Location) -> DirectAccess:
-        """What a consumer needs to reach the bits itself."""
+    def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
+        """What a consumer needs to reach the bits itself; ``ttl`` for a presigned URL."""
         raise Unsupported(f"driver {self.scheme!r} gives no direct access", store=self.name)
 
-    def sweep(self) -> int:
-        """Remove temporaries left by dead writers; returns how many were removed."""
-        return 0
+    def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
+        """Remove temporaries of dead writers older than ``older_than`` seconds.
 
-    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
-        """Release connections; the driver is not used afterwards."""
+        Never removes one of a live writer. Stops early (with what it removed so
+        far) once ``time.monotonic()`` passes ``deadline``.
+        """
+        return SweepReport()

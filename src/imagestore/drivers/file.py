@@ -2,12 +2,17 @@
 
 Layout: ``ROOT/<id>`` is the image, its metadata (checksums, format) is kept in
 ``user.imagestore.*`` extended attributes of the same inode, so it is published
-atomically with the bytes. Uploads go to ``ROOT/.tmp/`` (held by an ``flock``
-while the writer lives), are fsynced, then published with ``link()``, which
-never overwrites. Every access is relative to a directory descriptor of ROOT
-with ``O_NOFOLLOW``, so no id, location or symlink reaches outside ROOT.
-Clones use ``FICLONE`` (reflink, O(1)) when both roots share a reflink
-filesystem, else ``copy_file_range`` within one filesystem.
+atomically with the bytes. Uploads go to ``ROOT/.tmp/`` (made on the first
+write, held by an ``flock`` while the writer lives), are fsynced, then
+published with ``link()``, which never overwrites. Every access is relative to
+a directory descriptor of ROOT with ``O_NOFOLLOW``, so no id, location or
+symlink reaches outside ROOT.
+
+ROOT is made when the store is opened and never again: if it vanishes or is
+replaced later (an unmounted volume), writes fail naming ROOT instead of
+filling the filesystem underneath. Clones use ``FICLONE`` (reflink, O(1)) when
+both roots share a reflink filesystem, else ``copy_file_range`` within one
+filesystem.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from ..capabilities import Capabilities
-from ..errors import AlreadyExists, ConfigError, InvalidLocation, NotFound, PermissionDenied
+from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ..errors import AlreadyExists, BackendError, ConfigError, InvalidLocation, NotFound, PermissionDenied
 from ..location import DirectAccess, Location
-from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored
+from .base import Driver
 
 __all__ = ["FileDriver"]
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 _XATTR = "user.imagestore."
 _TMP = ".tmp"
-_STALE_AFTER = 10.0  # seconds: a temp this old whose lock is free belongs to a dead writer
+_MIN_AGE = 10.0  # seconds: a temporary younger than this may not hold its writer's lock yet
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+_GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -43,14 +50,15 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 
 class _FileWriter:
-    """An upload into ``ROOT/.tmp/<random>``; published by ``link`` in :meth:`commit`."""
+    """An upload into ``ROOT/.tmp/<id>.<pid>.<random>``; published by ``link`` in :meth:`commit`."""
 
     def __init__(self, driver: FileDriver, image_id: str) -> None:
         self.driver = driver
         self.image_id = image_id
+        self.tmp_fd = driver.tmp_dir()
         self.tmp_name = f"{image_id}.{os.getpid()}.{secrets.token_hex(6)}"
         self.fd = os.open(self.tmp_name, os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS,
-                          driver.file_mode, dir_fd=driver.tmp_fd)
+                          driver.file_mode, dir_fd=self.tmp_fd)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # tells sweep() we are alive
         self.done = False
 
@@ -64,14 +72,21 @@ class _FileWriter:
                 os.setxattr(self.fd, _XATTR + key, value.encode())
             os.fchmod(self.fd, driver.file_mode)
             os.fsync(self.fd)
-            os.link(self.tmp_name, self.image_id, src_dir_fd=driver.tmp_fd, dst_dir_fd=driver.root_fd,
+            driver.check_root(self.image_id)
+            os.link(self.tmp_name, self.image_id, src_dir_fd=self.tmp_fd, dst_dir_fd=driver.root_fd,
                     follow_symlinks=False)
         except FileExistsError:
             self.abort()
             raise AlreadyExists("an image with this id exists", store=driver.name, image=self.image_id) from None
         except OSError as exc:
             self.abort()
-            raise driver.os_error(exc, self.image_id, "publish") from exc
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise ConfigError(f"the filesystem of {driver.root} has no user extended attributes",
+                                  key=f"stores.{driver.name}.root") from exc
+            raise
+        except BaseException:
+            self.abort()
+            raise
         self.abort()  # drops the temporary name; the published link stays
         os.fsync(driver.root_fd)
         return driver.location_for(self.image_id)
@@ -81,7 +96,7 @@ class _FileWriter:
             return
         self.done = True
         try:
-            os.unlink(self.tmp_name, dir_fd=self.driver.tmp_fd)
+            os.unlink(self.tmp_name, dir_fd=self.tmp_fd)
         except FileNotFoundError:
             pass
         finally:
@@ -111,12 +126,62 @@ class _FileReader:
             self.fd = -1
 
 
+def _tmpfile(dir_fd: int) -> int:
+    """An unnamed file in the directory (gone when closed)."""
+    return os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+
+
+def _native_mode(src_dir: int, dst_dir: int) -> str | None:
+    """Which in-kernel copy works from files of one root to files of another (mounts included):
+    ``cow`` (FICLONE), ``server_copy`` (copy_file_range) or None; tried on unnamed files."""
+    a = b = -1
+    try:
+        a, b = _tmpfile(src_dir), _tmpfile(dst_dir)
+        os.write(a, b"imagestore clone probe\n")
+        try:
+            fcntl.ioctl(b, FICLONE, a)
+            return "cow"
+        except OSError:
+            pass
+        os.lseek(a, 0, os.SEEK_SET)
+        return "server_copy" if os.copy_file_range(a, b, 1, 0, 0) == 1 else None
+    except OSError:
+        return None
+    finally:
+        for fd in (a, b):
+            if fd >= 0:
+                os.close(fd)
+
+
+def _probe(root_fd: int) -> tuple[bool, bool]:
+    """``(writable, reflink)`` of the directory: two unnamed O_TMPFILE files, removed on close."""
+    a = b = -1
+    try:
+        try:
+            a = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=root_fd)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                return False, False
+            return True, False  # no O_TMPFILE here: assume writable, no reflink
+        b = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=root_fd)
+        os.write(a, b"imagestore reflink probe\n")
+        try:
+            fcntl.ioctl(b, FICLONE, a)
+        except OSError:
+            return True, False
+        return True, True
+    finally:
+        for fd in (a, b):
+            if fd >= 0:
+                os.close(fd)
+
+
 class FileDriver(Driver):
     """A directory of image files: root-confined, atomic publish, reflink clones."""
 
     scheme = "file"
     OPTIONS: ClassVar[Mapping[str, Option]] = {
-        "root": Option(str, required=True, help="directory that holds the images"),
+        "root": Option(str, required=True, help="directory that holds the images (made when the store opens)"),
         "file_mode": Option(int, default=0o640, help="permission bits of image files"),
         "dir_mode": Option(int, default=0o750, help="permission bits of ROOT when it is created"),
     }
@@ -130,86 +195,61 @@ class FileDriver(Driver):
         self.dir_mode = dir_mode
         self._segments = tuple(p for p in self.root.split("/") if p)
         self._lock = threading.Lock()
-        self._root_fd = -1
+        self.root_fd = -1
+        self._root_id = (0, 0)
         self._tmp_fd = -1
-        self._reflink: bool | None = None
+        self.reflink = False
+        self._modes: dict[str, str | None] = {}
 
-    # ---------------------------------------------------------------- setup
-    def _open_dirs(self) -> None:
+    # ---------------------------------------------------------------- lifecycle
+    def open(self, context: DriverContext) -> Capabilities:
+        """Make ROOT if needed, hold a descriptor of it, probe writability and reflink once."""
+        try:
+            os.makedirs(self.root, mode=self.dir_mode, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError as exc:
+            raise PermissionDenied(f"cannot use root {self.root}: {exc.strerror}", store=self.name) from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot use root {self.root}: {exc.strerror}", key=f"stores.{self.name}.root") from exc
+        st = os.fstat(fd)
+        self.root_fd, self._root_id = fd, (st.st_dev, st.st_ino)
+        writable, self.reflink = _probe(fd)
+        return Capabilities(write=writable, cow_clone=self.reflink, server_copy=writable, direct_access=True)
+
+    def close(self) -> None:
         with self._lock:
-            if self._root_fd >= 0:
-                return
-            try:
-                os.makedirs(self.root, mode=self.dir_mode, exist_ok=True)
-                root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            for fd in (self._tmp_fd, self.root_fd):
+                if fd >= 0:
+                    os.close(fd)
+            self.root_fd = self._tmp_fd = -1
+
+    def check_root(self, image: str | None = None) -> None:
+        """Refuse to write when ROOT is gone or is no longer the directory opened (unmounted)."""
+        try:
+            st = os.stat(self.root)
+            same = (st.st_dev, st.st_ino) == self._root_id
+        except OSError:
+            same = False
+        if not same:
+            raise BackendError(f"root {self.root} is gone or was replaced since the store was opened "
+                               "(unmounted or removed?); refusing to write", store=self.name, image=image)
+
+    def tmp_dir(self) -> int:
+        """Descriptor of ``ROOT/.tmp``, made on the first write."""
+        if self._tmp_fd >= 0:
+            return self._tmp_fd
+        with self._lock:
+            if self._tmp_fd < 0:
                 try:
-                    os.mkdir(_TMP, 0o700, dir_fd=root_fd)
+                    os.mkdir(_TMP, 0o700, dir_fd=self.root_fd)
                 except FileExistsError:
                     pass
-                tmp_fd = os.open(_TMP, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS, dir_fd=root_fd)
-            except PermissionError as exc:
-                raise PermissionDenied(f"cannot use root {self.root}: {exc.strerror}", store=self.name) from exc
-            except OSError as exc:
-                raise ConfigError(f"cannot use root {self.root}: {exc.strerror}",
-                                  key=f"stores.{self.name}.root") from exc
-            self._root_fd, self._tmp_fd = root_fd, tmp_fd
-
-    @property
-    def root_fd(self) -> int:
-        """Descriptor of ROOT, opened on first use."""
-        if self._root_fd < 0:
-            self._open_dirs()
-        return self._root_fd
-
-    @property
-    def tmp_fd(self) -> int:
-        """Descriptor of ``ROOT/.tmp``, opened on first use."""
-        if self._tmp_fd < 0:
-            self._open_dirs()
+                self._tmp_fd = os.open(_TMP, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS, dir_fd=self.root_fd)
         return self._tmp_fd
 
-    def os_error(self, exc: OSError, image: str | None, op: str) -> Exception:
-        """The imagestore error for an OSError (the message holds no path outside ROOT)."""
-        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
-            return NotFound("no such image", store=self.name, image=image)
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            return PermissionDenied(f"{op}: permission denied", store=self.name, image=image)
-        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and op == "publish":
-            return ConfigError(f"the filesystem of {self.root} has no user extended attributes",
-                               key=f"stores.{self.name}.root")
-        return OSError(exc.errno, f"{op} in store {self.name!r}: {exc.strerror}")
-
-    def reflink_capable(self) -> bool:
-        """Whether ROOT's filesystem supports FICLONE (probed once with two temp files)."""
-        if self._reflink is None:
-            a = b = -1
-            names = [f"probe.{secrets.token_hex(6)}" for _ in range(2)]
-            try:
-                a = os.open(names[0], os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=self.tmp_fd)
-                b = os.open(names[1], os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=self.tmp_fd)
-                os.write(a, b"imagestore reflink probe\n")
-                fcntl.ioctl(b, FICLONE, a)
-                self._reflink = True
-            except OSError:
-                self._reflink = False
-            finally:
-                for fd in (a, b):
-                    if fd >= 0:
-                        os.close(fd)
-                for n in names:
-                    try:
-                        os.unlink(n, dir_fd=self.tmp_fd)
-                    except FileNotFoundError:
-                        pass
-        return self._reflink
-
     # ---------------------------------------------------------------- description
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities(cow_clone=self.reflink_capable(), server_copy=True, direct_access=True)
-
     def describe(self) -> dict[str, object]:
-        return {"root": self.root, "reflink": self.reflink_capable()}
+        return {"root": self.root, "reflink": self.reflink}
 
     def location_for(self, image_id: str) -> Location:
         return Location("file", "", (*self._segments, image_id), self.name)
@@ -231,7 +271,9 @@ class FileDriver(Driver):
         try:
             fd = os.open(name, os.O_RDONLY | _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=self.root_fd)
         except OSError as exc:
-            raise self.os_error(exc, name, "open") from exc
+            if exc.errno in _GONE:
+                raise NotFound("no such image", store=self.name, image=name) from None
+            raise
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
@@ -240,21 +282,18 @@ class FileDriver(Driver):
 
     # ---------------------------------------------------------------- data
     def open_writer(self, image_id: str, size: int | None) -> _FileWriter:
-        self.sweep()
+        self.check_root(image_id)
         try:
             os.stat(image_id, dir_fd=self.root_fd, follow_symlinks=False)
         except FileNotFoundError:
             pass
         else:
             raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
-        try:
-            return _FileWriter(self, image_id)
-        except OSError as exc:
-            raise self.os_error(exc, image_id, "create") from exc
+        return _FileWriter(self, image_id)
 
-    def open_reader(self, location: Location, offset: int = 0, length: int | None = None) -> _FileReader:
-        fd, st = self._open_image(location)
-        return _FileReader(fd, offset, st.st_size - offset if length is None else length)
+    def open_reader(self, location: Location, offset: int, length: int) -> _FileReader:
+        fd, _ = self._open_image(location)
+        return _FileReader(fd, offset, length)
 
     def stat(self, location: Location) -> Stored:
         fd, st = self._open_image(location)
@@ -267,7 +306,7 @@ class FileDriver(Driver):
             os.close(fd)
         return Stored(st.st_size, meta)
 
-    def delete(self, location: Location) -> DeleteResult:
+    def delete(self, location: Location) -> DeleteOutcome:
         name = self._name(location)
         try:
             st = os.stat(name, dir_fd=self.root_fd, follow_symlinks=False)
@@ -275,33 +314,42 @@ class FileDriver(Driver):
                 raise NotFound("not a regular file", store=self.name, image=name)
             os.unlink(name, dir_fd=self.root_fd)
         except OSError as exc:
-            raise self.os_error(exc, name, "delete") from exc
+            if exc.errno in _GONE:
+                raise NotFound("no such image", store=self.name, image=name) from None
+            raise
         os.fsync(self.root_fd)
-        return "deleted"
+        return DeleteOutcome.DELETED
 
-    def sweep(self) -> int:
-        """Remove ``.tmp`` files of dead writers: older than a few seconds and not flock-ed."""
-        removed = 0
-        now = time.time()
-        for entry in os.scandir(self.tmp_fd):
-            try:
-                if now - entry.stat(follow_symlinks=False).st_mtime < _STALE_AFTER:
+    def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
+        """Remove ``.tmp`` files whose writer is dead (no flock held) and older than ``older_than``."""
+        report = SweepReport()
+        try:
+            tmp_fd = os.open(_TMP, os.O_RDONLY | os.O_DIRECTORY | _OPEN_FLAGS, dir_fd=self.root_fd)
+        except FileNotFoundError:
+            return report  # nothing was ever written
+        try:
+            now = time.time()
+            for entry in os.scandir(tmp_fd):
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    if now - st.st_mtime < max(older_than, _MIN_AGE):
+                        continue
+                    fd = os.open(entry.name, os.O_RDONLY | _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=tmp_fd)
+                except OSError:
                     continue
-                fd = os.open(entry.name, os.O_RDONLY | _OPEN_FLAGS | os.O_NONBLOCK, dir_fd=self.tmp_fd)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live writer holds it
-            finally:
-                os.close(fd)
-            try:
-                os.unlink(entry.name, dir_fd=self.tmp_fd)
-                removed += 1
-            except FileNotFoundError:
-                pass
-        return removed
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    os.unlink(entry.name, dir_fd=tmp_fd)  # while locked: no writer can be using it
+                except (BlockingIOError, FileNotFoundError):
+                    continue  # a live writer holds it, or another sweep removed it
+                finally:
+                    os.close(fd)
+                report += SweepReport(1, st.st_blocks * 512)
+        finally:
+            os.close(tmp_fd)
+        return report
 
     # ---------------------------------------------------------------- clone / locate
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
@@ -310,12 +358,18 @@ class FileDriver(Driver):
         same_fs = os.fstat(self.root_fd).st_dev == os.fstat(target.root_fd).st_dev
         if not same_fs:
             return ClonePlan(None, f"{self.root} and {target.root} are on different filesystems")
-        if self.reflink_capable():
+        if target.root not in self._modes:  # probed once per target, on unnamed files
+            self._modes[target.root] = _native_mode(self.root_fd, target.root_fd)
+        mode = self._modes[target.root]
+        if mode == "cow":
             return ClonePlan("cow", "same filesystem with reflink (FICLONE)")
-        return ClonePlan("server_copy", "same filesystem without reflink (copy_file_range)")
+        if mode == "server_copy":
+            return ClonePlan("server_copy", "same filesystem without reflink (copy_file_range)")
+        return ClonePlan(None, f"no in-kernel copy from {self.root} to {target.root} (read-only or another mount)")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
-        assert isinstance(target, FileDriver)
+        if not isinstance(target, FileDriver):
+            raise InvalidLocation(f"target store {target.name!r} is not a file store", store=self.name)
         src, st = self._open_image(location)
         try:
             writer = target.open_writer(request.name, st.st_size)
@@ -329,22 +383,15 @@ class FileDriver(Driver):
                         if n == 0:
                             break
                         left -= n
+                return writer.commit(request.metadata)
             except BaseException:
                 writer.abort()
                 raise
-            return writer.commit(request.metadata)
         finally:
             os.close(src)
 
-    def locate(self, location: Location) -> DirectAccess:
+    def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
         name = self._name(location)
         fd, _ = self._open_image(location)
         os.close(fd)
         return DirectAccess(kind="path", path=os.path.join(self.root, name))
-
-    def close(self) -> None:
-        with self._lock:
-            for fd in (self._tmp_fd, self._root_fd):
-                if fd >= 0:
-                    os.close(fd)
-            self._root_fd = self._tmp_fd = -1

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..capabilities import Capabilities
-from ..errors import AlreadyExists, NotFound
+from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored
+from ..errors import AlreadyExists, NotFound, PermissionDenied
 from ..location import Location
-from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored
+from .base import Driver
 
 __all__ = ["MemoryDriver"]
 
@@ -71,17 +72,20 @@ class MemoryDriver(Driver):
     OPTIONS: ClassVar[Mapping[str, Option]] = {
         "namespace": Option(str, help="stores with the same namespace see the same images"),
         "max_object_size": Option(int, help="largest image accepted, in bytes (tests)"),
+        "read_only": Option(bool, default=False, help="refuse adds and deletes (a read-only view)"),
     }
 
-    def __init__(self, name: str, namespace: str | None = None, max_object_size: int | None = None) -> None:
+    def __init__(self, name: str, namespace: str | None = None, max_object_size: int | None = None,
+                 read_only: bool = False) -> None:
         super().__init__(name)
         # a named namespace is shared by the stores that name it; otherwise private
         self.namespace = namespace or f"{name}-{id(self):x}"
         self._ns = _namespace(namespace) if namespace else _Namespace()
-        self._caps = Capabilities(server_copy=True, persistent=False, max_object_size=max_object_size)
+        self.read_only = read_only
+        self._caps = Capabilities(write=not read_only, server_copy=True, persistent=False,
+                                  max_object_size=max_object_size)
 
-    @property
-    def capabilities(self) -> Capabilities:
+    def open(self, context: DriverContext) -> Capabilities:
         return self._caps
 
     def describe(self) -> dict[str, str]:
@@ -107,32 +111,37 @@ class MemoryDriver(Driver):
         return found
 
     def open_writer(self, image_id: str, size: int | None) -> _MemoryWriter:
+        if self.read_only:
+            raise PermissionDenied("this memory store is read-only", store=self.name, image=image_id)
         with self._ns.lock:
             if image_id in self._ns.images:
                 raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
         return _MemoryWriter(self, image_id)
 
-    def open_reader(self, location: Location, offset: int = 0, length: int | None = None) -> _MemoryReader:
+    def open_reader(self, location: Location, offset: int, length: int) -> _MemoryReader:
         data, _ = self._get(location)
-        return _MemoryReader(data, offset, len(data) - offset if length is None else length)
+        return _MemoryReader(data, offset, length)
 
     def stat(self, location: Location) -> Stored:
         data, meta = self._get(location)
         return Stored(len(data), dict(meta))
 
-    def delete(self, location: Location) -> DeleteResult:
+    def delete(self, location: Location) -> DeleteOutcome:
+        if self.read_only:
+            raise PermissionDenied("this memory store is read-only", store=self.name, image=location.image)
         with self._ns.lock:
             if self._ns.images.pop(location.image, None) is None:
                 raise NotFound("no such image", store=self.name, image=location.image)
-        return "deleted"
+        return DeleteOutcome.DELETED
 
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
-        if isinstance(target, MemoryDriver) and target.namespace == self.namespace:
+        if isinstance(target, MemoryDriver) and target.namespace == self.namespace and not target.read_only:
             return ClonePlan("server_copy", "same memory namespace")
         return ClonePlan(None, "target is not in the same memory namespace")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
         data, _ = self._get(location)
-        assert isinstance(target, MemoryDriver)
+        if not isinstance(target, MemoryDriver):
+            raise NotFound("the clone target is not a memory store", store=target.name)
         target._publish(request.name, data, dict(request.metadata))
         return target.location_for(request.name)

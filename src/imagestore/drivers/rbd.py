@@ -19,16 +19,27 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..capabilities import Capabilities
-from ..errors import AlreadyExists, ConfigError, InUse, InvalidLocation, NotFound, PermissionDenied, Unsupported
+from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ..errors import (
+    AlreadyExists,
+    ConfigError,
+    InUse,
+    InvalidLocation,
+    NotFound,
+    PermissionDenied,
+    Transient,
+    Unsupported,
+)
 from ..location import DirectAccess, Location, validate_image_id
 from . import rbdlib
-from .base import ClonePlan, CloneRequest, DeleteResult, Driver, Option, Stored, Transient
+from .base import Driver
 from .rbd_io import META_PREFIX, RbdReader, RbdWriter
 from .rbdlib import Cluster, Image, ParentSpec
 
 __all__ = ["RbdDriver"]
 
 TMP_PREFIX = ".tmp."
+MIMIC = 13  # the Ceph release from which librbd makes clone v2 ("auto" clone format)
 _FLATTEN_RE = re.compile(r"never|always|max_depth=(\d+)")
 
 
@@ -60,10 +71,11 @@ class RbdDriver(Driver):
         "clone_flatten": Option(
             str, default="never", help="flatten clones made into this store: never, always or max_depth=N"
         ),
-        "write_concurrency": Option(int, default=8, help="writes (and read-ahead reads) in flight"),
     }
-    stale_upload_age: ClassVar[float] = 3600.0
-    """``sweep`` removes temporary upload images older than this (seconds)."""
+    min_temp_age: float = 10.0
+    """Seconds before ``sweep`` looks at a temporary image: its writer may not watch it yet."""
+    default_concurrency: ClassVar[int] = 8
+    """aio writes (and read-ahead reads) in flight when the store sets no ``concurrency``."""
 
     def __init__(
         self,
@@ -78,13 +90,10 @@ class RbdDriver(Driver):
         connect_timeout: float = 10.0,
         op_timeout: float = 60.0,
         clone_flatten: str = "never",
-        write_concurrency: int = 8,
     ) -> None:
         super().__init__(name)
         if not 12 <= order <= 25:
             raise ConfigError(f"must be between 12 and 25, got {order}", key=f"stores.{name}.order")
-        if write_concurrency < 1:
-            raise ConfigError("must be at least 1", key=f"stores.{name}.write_concurrency")
         if not pool or "/" in pool:
             raise ConfigError(f"bad pool name {pool!r}", key=f"stores.{name}.pool")
         if not snapshot or "/" in snapshot or "@" in snapshot:
@@ -102,7 +111,8 @@ class RbdDriver(Driver):
         self.snapshot = snapshot
         self.order = order
         self.clone_flatten = clone_flatten
-        self.write_concurrency = write_concurrency
+        self.write_concurrency = self.default_concurrency
+        self.clone_v2 = False
         self.chunk = 1 << min(max(order, 20), 25)  # I/O unit: one object, 1..32 MiB
         # raises DriverNotInstalled (naming the packages) or ConfigError now, connects later
         self.cluster = Cluster(
@@ -112,9 +122,12 @@ class RbdDriver(Driver):
         self._fsid_lock = threading.Lock()
 
     # -- description ------------------------------------------------------------
-    @property
-    def capabilities(self) -> Capabilities:
-        """RBD clones in O(1), gives direct access, and defers deletes with clone v2."""
+    def open(self, context: DriverContext) -> Capabilities:
+        """Connect, learn the fsid and whether librbd makes clone v2 (deletes can be deferred)."""
+        self.write_concurrency = context.concurrency or self.default_concurrency
+        self._fsid = self.cluster.fsid()
+        fmt = self.cluster.conf_get("rbd_default_clone_format")
+        self.clone_v2 = fmt == "2" or (fmt == "auto" and self.cluster.require_min_compat_client() >= MIMIC)
         return Capabilities(
             write=True,
             range_read=True,
@@ -124,13 +137,13 @@ class RbdDriver(Driver):
             presign=False,
             atomic_create=True,
             unknown_size=True,
-            deferred_delete=True,
+            deferred_delete=self.clone_v2,
             persistent=True,
         )
 
     def describe(self) -> dict[str, Any]:
         """Where the images are (no key)."""
-        return {"conf": self.conf, "pool": self.pool, "user": self.user}
+        return {"conf": self.conf, "pool": self.pool, "user": self.user, "clone_format": 2 if self.clone_v2 else 1}
 
     def __repr__(self) -> str:
         return f"RbdDriver({self.name!r}, conf={self.conf!r}, pool={self.pool!r}, user={self.user!r})"
@@ -280,10 +293,8 @@ class RbdDriver(Driver):
             raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
         return RbdWriter(self, image_id, size)
 
-    def open_reader(self, location: Location, offset: int = 0, length: int | None = None) -> RbdReader:
+    def open_reader(self, location: Location, offset: int, length: int) -> RbdReader:
         """Read the image's snapshot from ``offset``, with ``write_concurrency`` reads ahead."""
-        if offset < 0 or (length is not None and length < 0):
-            raise ValueError("offset and length must be >= 0")
         pool, name, snap = self._resolve(location)
         return RbdReader(self, pool, name, snap, offset, length)
 
@@ -296,7 +307,7 @@ class RbdDriver(Driver):
         plen = len(META_PREFIX)
         return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)})
 
-    def delete(self, location: Location) -> DeleteResult:
+    def delete(self, location: Location) -> DeleteOutcome:
         """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse."""
         pool, name, snap = self._resolve(location)
         with self.cluster.open(pool, name) as img:
@@ -318,7 +329,7 @@ class RbdDriver(Driver):
                     image=name,
                 )
             self.cluster.trash_move(pool, name)
-            return "deferred"
+            return DeleteOutcome.DEFERRED
         try:
             self.cluster.remove(pool, name)
         except InUse as exc:  # a watcher (another client has it open): retry later
@@ -329,7 +340,7 @@ class RbdDriver(Driver):
                 self._purge_trashed(parent.pool, parent.image_id)
             except (InUse, NotFound):
                 pass
-        return "deleted"
+        return DeleteOutcome.DELETED
 
     def _restore_snapshot(self, pool: str, name: str, snap: str) -> None:
         """Put back the protected snapshot of an image whose removal was refused.
@@ -408,7 +419,7 @@ class RbdDriver(Driver):
             raise
         return target.location_for(request.name)
 
-    def locate(self, location: Location) -> DirectAccess:
+    def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
         """Cluster fsid, pool, image, snapshot and monitor addresses (never a key)."""
         pool, name, snap = self._resolve(location)
         with self.cluster.open(pool, name, snap=snap, read_only=True):
@@ -423,35 +434,46 @@ class RbdDriver(Driver):
         with self.cluster.open(pool, name, snap=snap, read_only=True) as img:
             return img.parent()
 
-    def sweep(self) -> int:
-        """Remove stale temporary uploads and trashed images whose clones are all gone."""
-        removed = 0
+    def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
+        """Remove dead writers' temporary images (unwatched, older than ``older_than``) and
+        trashed images whose clones are all gone."""
+        report = SweepReport()
         now = time.time()
+
+        def late() -> bool:
+            return deadline is not None and time.monotonic() > deadline
+
         for entry in self.cluster.trash_list(self.pool):
+            if late():
+                return report
             if entry.source != rbdlib.TRASH_SOURCE_USER or entry.deferment_end_time > now:
                 continue
             try:
-                removed += self._purge_trashed(self.pool, entry.id)
+                if self._purge_trashed(self.pool, entry.id):
+                    report += SweepReport(1, 0)
             except (InUse, NotFound, Transient):
                 continue
         for _, image in self.cluster.list_images(self.pool):
+            if late():
+                break
             if not image.startswith(TMP_PREFIX):
                 continue
             try:
                 stamp = int(image.rsplit(".", 2)[1])
             except (IndexError, ValueError):
                 continue
-            if now - stamp < self.stale_upload_age:
+            if now - stamp < max(older_than, self.min_temp_age):
                 continue
             try:
                 with self.cluster.open(self.pool, image, read_only=True) as img:
                     if img.watchers():
                         continue  # its writer is alive (a dead client's watch expires in ~30 s)
+                    size = img.size()
                 self._remove_fully(self.pool, image)
-                removed += 1
+                report += SweepReport(1, size)
             except (InUse, NotFound, Transient):
                 continue
-        return removed
+        return report
 
     def close(self) -> None:
         """Shut the librados connection down."""

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from .inspector import StreamInspector, inspect
 from .policy import FormatPolicy
-from .verdict import KNOWN_FORMATS, FormatVerdict
+from .verdict import BANNED_BY_DEFAULT, DEFAULT_ALLOWED_FORMATS, KNOWN_FORMATS, FormatVerdict
 
-__all__ = ["KNOWN_FORMATS", "FormatPolicy", "FormatVerdict", "StreamInspector", "inspect"]
+__all__ = ["BANNED_BY_DEFAULT", "DEFAULT_ALLOWED_FORMATS", "KNOWN_FORMATS", "FormatPolicy", "FormatVerdict",
+           "StreamInspector", "inspect"]

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import ConfigError, UnsafeImage
-from .verdict import KNOWN_FORMATS, FormatVerdict
+from .verdict import DEFAULT_ALLOWED_FORMATS, KNOWN_FORMATS, FormatVerdict
 
 __all__ = ["FormatPolicy"]
 
 
-def _normalise(formats: Iterable[str] | None) -> frozenset[str] | None:
+def _normalise(formats: Iterable[str] | None) -> frozenset[str]:
     if formats is None:
-        return None
+        return DEFAULT_ALLOWED_FORMATS
     if isinstance(formats, str):
         formats = [formats]
     names = frozenset(str(name).strip().lower() for name in formats)
@@ -33,11 +33,12 @@ def _normalise(formats: Iterable[str] | None) -> frozenset[str] | None:
 
 @dataclass(frozen=True)
 class FormatPolicy:
-    """What a store accepts: ``allowed_formats`` (None = every known format)
-    and whether copy-on-write clones need a raw source (``cow_requires_raw``).
+    """What a store accepts: ``allowed_formats`` (None = :data:`DEFAULT_ALLOWED_FORMATS`,
+    every known format but QED) and whether copy-on-write clones need a raw source
+    (``cow_requires_raw``).
     """
 
-    allowed_formats: frozenset[str] | None = None
+    allowed_formats: frozenset[str] = DEFAULT_ALLOWED_FORMATS
     cow_requires_raw: bool = False
 
     def __post_init__(self) -> None:
@@ -64,7 +65,7 @@ class FormatPolicy:
             reasons.extend(verdict.reasons or ("the image failed the format safety checks",))
         if detected is None:
             reasons.append("the image format could not be determined")
-        elif self.allowed_formats is not None and detected not in self.allowed_formats:
+        elif detected not in self.allowed_formats:
             allowed = ", ".join(sorted(self.allowed_formats)) or "none"
             reasons.append(f"format {detected!r} is not allowed in this store (allowed: {allowed})")
         if declared is not None:
@@ -79,17 +80,26 @@ class FormatPolicy:
             raise UnsafeImage("image rejected by the format policy", reasons=reasons,
                               format=detected, store=store, image=image)
 
+    def allows(self, fmt: str) -> bool:
+        """Whether a (declared) format name is in ``allowed_formats``."""
+        return fmt.strip().lower() in self.allowed_formats
+
     def check_clone(
-        self, fmt: str | None, *, cow: bool = True, store: str | None = None, image: str | None = None
+        self, fmt: str | None, *, cow: bool = True, accept_unknown: bool = False, store: str | None = None,
+        image: str | None = None,
     ) -> None:
         """Raise :class:`UnsafeImage` if a native clone of a ``fmt`` image into this store is refused.
 
         Native clones (``cow``, ``server_copy``) bypass ``add``, so the store's
-        ``allowed_formats`` is checked here; ``cow_requires_raw`` applies to cow only.
+        ``allowed_formats`` is checked here; an image of unknown format (added
+        without inspection) passes only with ``accept_unknown`` (a target that does
+        not inspect either); ``cow_requires_raw`` applies to cow only.
         """
         name = (fmt or "").lower()
         reasons = []
-        if self.allowed_formats is not None and name not in self.allowed_formats:
+        if fmt is None and accept_unknown:
+            pass
+        elif name not in self.allowed_formats:
             allowed = ", ".join(sorted(self.allowed_formats)) or "none"
             reasons.append(f"format {fmt or 'unknown'!r} is not allowed in this store (allowed: {allowed})")
         if cow and self.cow_requires_raw and name != "raw":

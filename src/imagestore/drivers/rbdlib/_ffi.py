@@ -15,8 +15,16 @@ import threading
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_int64, c_size_t, c_ssize_t, c_uint64, c_void_p
 from typing import Any
 
-from ...errors import AlreadyExists, DriverNotInstalled, ImageStoreError, InUse, NotFound, PermissionDenied
-from ..base import Transient
+from ...errors import (
+    AlreadyExists,
+    BackendError,
+    DriverNotInstalled,
+    InUse,
+    NoSpace,
+    NotFound,
+    PermissionDenied,
+    Transient,
+)
 
 RBD_FEATURE_LAYERING = 1
 OP_FEATURE_CLONE_PARENT = 1 << 0
@@ -26,12 +34,11 @@ TRASH_SOURCE_USER = 0
 INSTALL_HINT = "install the Ceph client libraries: apt install librbd1 librados2 (Debian/Ubuntu)"
 
 
-class RbdError(ImageStoreError):
+class RbdError(BackendError):
     """A librados/librbd failure with no more specific imagestore error; ``errno`` says which."""
 
     def __init__(self, message: str, *, errno: int, store: str | None = None, image: str | None = None):
-        super().__init__(message, store=store, image=image)
-        self.errno = errno
+        super().__init__(message, errno=errno, store=store, image=image)
 
 
 class RbdTransient(Transient):
@@ -58,6 +65,9 @@ def error_for(code: int, op: str, *, store: str | None = None, image: str | None
         exc = InUse(text, store=store, image=image)
     elif code in (_errno.EPERM, _errno.EACCES):
         exc = PermissionDenied(text, store=store, image=image)
+    elif code in (_errno.ENOSPC, _errno.EDQUOT):
+        return NoSpace(f"{op}: the pool is full or over its quota ({os.strerror(code)})", errno=code,
+                       store=store, image=image)
     elif code in _TRANSIENT:
         where = "".join(f", {k} {v!r}" for k, v in (("store", store), ("image", image)) if v)
         return RbdTransient(text + where, errno=code)
@@ -119,6 +129,7 @@ _SIGNATURES: dict[str, tuple[str, Any, tuple[Any, ...]]] = {
     "rados_connect": ("rados", c_int, (c_void_p,)),
     "rados_shutdown": ("rados", None, (c_void_p,)),
     "rados_cluster_fsid": ("rados", c_int, (c_void_p, c_char_p, c_size_t)),
+    "rados_get_min_compatible_client": ("rados", c_int, (c_void_p, _P(ctypes.c_int8), _P(ctypes.c_int8))),
     "rados_pool_lookup": ("rados", c_int64, (c_void_p, c_char_p)),
     "rados_ioctx_create": ("rados", c_int, (c_void_p, c_char_p, _P(c_void_p))),
     "rados_ioctx_destroy": ("rados", None, (c_void_p,)),

@@ -132,6 +132,13 @@ class Cluster:
         self._check(self.lib.rados_cluster_fsid(self.handle(), buf, 64), "rados_cluster_fsid")
         return buf.value.decode()
 
+    def require_min_compat_client(self) -> int:
+        """The cluster's ``require_min_compat_client`` as a Ceph release number (12 luminous, 13 mimic)."""
+        least, required = ctypes.c_int8(), ctypes.c_int8()
+        self._check(self.lib.rados_get_min_compatible_client(self.handle(), byref(least), byref(required)),
+                    "rados_get_min_compatible_client")
+        return int(required.value)
+
     def mon_hosts(self) -> tuple[str, ...]:
         """The monitor addresses of the configuration (``mon_host``)."""
         return split_mon_host(self.conf_get("mon_host"))
