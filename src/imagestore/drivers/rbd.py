@@ -112,6 +112,7 @@ class RbdDriver(Driver):
         self.order = order
         self.clone_flatten = clone_flatten
         self.write_concurrency = self.default_concurrency
+        self.retries, self.retry_backoff = 3, 0.2
         self.clone_v2 = False
         self.chunk = 1 << min(max(order, 20), 25)  # I/O unit: one object, 1..32 MiB
         # raises DriverNotInstalled (naming the packages) or ConfigError now, connects later
@@ -125,6 +126,7 @@ class RbdDriver(Driver):
     def open(self, context: DriverContext) -> Capabilities:
         """Connect, learn the fsid and whether librbd makes clone v2 (deletes can be deferred)."""
         self.write_concurrency = context.concurrency or self.default_concurrency
+        self.retries, self.retry_backoff = context.retries, context.retry_backoff
         self._fsid = self.cluster.fsid()
         fmt = self.cluster.conf_get("rbd_default_clone_format")
         self.clone_v2 = fmt == "2" or (fmt == "auto" and self.cluster.require_min_compat_client() >= MIMIC)
