@@ -13,6 +13,10 @@
 #                                snapshot required); mimic -> clone v2 (trash-deferred deletes)
 #   CEPH_SKIP_APT=1              never touch apt (the packages must already be installed)
 #   CEPH_START_TIMEOUT=60        seconds to wait for each step that waits
+#   CEPH_WITH_RGW=1              also start radosgw (S3 + Swift) with scripts/ceph-rgw-start.sh,
+#                                which adds the CEPH_RGW_* exports to DIR/env; it can also be
+#                                run later on the running cluster
+#   CEPH_RGW_PORT=7480           radosgw's HTTP port on 127.0.0.1 (a busy port is refused)
 # Output in DIR: ceph.conf, keyring (client.admin + client.imagestore),
 # client.imagestore.keyring (that user only), env (shell exports), pids/, log/.
 # Stop with scripts/ceph-stop.sh DIR, which kills only the PIDs recorded in DIR/pids.
@@ -23,6 +27,8 @@ MON_PORT=${CEPH_MON_PORT:-3300}
 POOLS=${CEPH_POOLS:-images vms}
 OSD_MB=${CEPH_OSD_SIZE_MB:-4096}
 TIMEOUT=${CEPH_START_TIMEOUT:-60}
+WITH_RGW=${CEPH_WITH_RGW:-0}
+RGW_PORT=${CEPH_RGW_PORT:-7480}
 
 t0=$EPOCHREALTIME
 log() { awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$*" 'BEGIN{printf "[ceph-start %5.1fs] %s\n", b-a, m}' >&2; }
@@ -32,6 +38,7 @@ die() { echo "[ceph-start] $*" >&2; exit 1; }
 # librados2/librbd1 (what imagestore loads with ctypes) come with ceph-common.
 install_packages() {
     local pkgs="ceph-mon ceph-osd ceph-common" missing="" p aptlog
+    [ "$WITH_RGW" = 1 ] && pkgs="$pkgs radosgw"
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
     done
@@ -63,6 +70,10 @@ done
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 [ -z "$(ls -A "$DIR/pids" 2>/dev/null)" ] || die "$DIR/pids is not empty: a cluster runs there; run ceph-stop.sh $DIR first"
 port_busy "$MON_PORT" && die "127.0.0.1:$MON_PORT is in use (another cluster?); set CEPH_MON_PORT"
+if [ "$WITH_RGW" = 1 ]; then
+    command -v radosgw >/dev/null || die "radosgw not found (apt install radosgw)"
+    port_busy "$RGW_PORT" && die "127.0.0.1:$RGW_PORT is in use; set CEPH_RGW_PORT"
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -215,6 +226,11 @@ export CEPH_FSID=$FSID
 export CEPH_MON_HOST=v2:127.0.0.1:$MON_PORT
 export CEPH_IMAGESTORE_KEYRING=$DIR/client.imagestore.keyring
 EOF
-trap - ERR
 log "usable: $("${C[@]}" health 2>/dev/null)"
+if [ "$WITH_RGW" = 1 ]; then
+    # on failure it kills its radosgw; the ERR trap here then stops the mon and OSD
+    CEPH_SKIP_APT=1 CEPH_RGW_PORT=$RGW_PORT CEPH_START_TIMEOUT=$TIMEOUT \
+        bash "$(dirname "${BASH_SOURCE[0]}")/ceph-rgw-start.sh" "$DIR" >/dev/null
+fi
+trap - ERR
 cat "$DIR/env"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop a cluster started by scripts/ceph-start.sh: only the PIDs recorded in
-# DIR/pids (checked to still be ceph daemons), OSD before mon; then remove DIR.
+# DIR/pids (checked to still be ceph daemons), radosgw (if any) before OSD before
+# mon; then remove DIR.
 #
 # Usage: scripts/ceph-stop.sh [DIR]     DIR defaults to /tmp/ceph-imagestore
 #   CEPH_KEEP_DIR=1    keep DIR (and its logs) after stopping
@@ -20,7 +21,7 @@ is_ours() {
     local pid comm state rest
     read -r pid comm state rest <"/proc/$1/stat" 2>/dev/null || return 1
     [ "$state" = Z ] && return 1
-    case "$comm" in "(ceph-mon)" | "(ceph-osd)") return 0 ;; *) return 1 ;; esac
+    case "$comm" in "(ceph-mon)" | "(ceph-osd)" | "(radosgw)") return 0 ;; *) return 1 ;; esac
 }
 
 stop_pid() {
@@ -35,8 +36,8 @@ stop_pid() {
 }
 
 n=0
-# the OSD first: an OSD whose mon is gone waits 5 s for a shutdown ack
-for f in "$DIR"/pids/osd.* "$DIR"/pids/mon.*; do
+# radosgw, then the OSD: an OSD whose mon is gone waits 5 s for a shutdown ack
+for f in "$DIR"/pids/rgw.* "$DIR"/pids/osd.* "$DIR"/pids/mon.*; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     if [[ "$pid" =~ ^[0-9]+$ ]] && is_ours "$pid"; then

@@ -5,6 +5,13 @@ clone v1: protected parents, deletes refused while clones exist); ``ceph_v2``
 with ``mimic`` (clone v2: deletes deferred to the trash). ``ceph_cluster`` is
 parametrized over both. Set ``IMAGESTORE_CEPH_V1_DIR``/``IMAGESTORE_CEPH_V2_DIR``
 to reuse clusters already started by ceph-start.sh (they are then not stopped).
+
+``radosgw`` is Ceph's S3 gateway on the v2 cluster, started by
+scripts/ceph-rgw-start.sh on the running cluster the first time a test asks for it
+(under 1 s once the radosgw package is installed; the cluster is not restarted), and
+stopped with it. A reused v2 cluster that already runs one (``CEPH_RGW_*`` in its
+``env``) is used as it is; on one without, the session starts a radosgw and stops it
+at the end (scripts/ceph-rgw-stop.sh), leaving the cluster running.
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .require import unavailable
 
+if TYPE_CHECKING:  # s3.py imports this module; it is imported here only when radosgw is asked for
+    from .s3 import Radosgw
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 KINDS = {"v1": "", "v2": "mimic"}
+RGW_KIND = "v2"  # the cluster that gets the radosgw
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,9 @@ class _Clusters:
         self.failures: dict[str, str] = {}
         self.owned: list[Path] = []
         self._done = False
+        self.gateways: dict[str, Radosgw] = {}
+        self.rgw_failures: dict[str, str] = {}
+        self.rgw_owned: list[Path] = []  # radosgw started by us on a reused cluster
 
     def ensure(self) -> None:
         if self._done:
@@ -131,7 +145,62 @@ class _Clusters:
             unavailable(f"the Ceph {kind} test cluster", self.failures.get(kind, "not started"))
         return self.started[kind]
 
+    def radosgw(self, kind: str = RGW_KIND) -> Radosgw:
+        """The radosgw of cluster ``kind``, started on first use."""
+        from .s3 import Radosgw, http_answers
+
+        if kind in self.gateways:
+            return self.gateways[kind]
+        what = f"radosgw on the Ceph {kind} test cluster"
+        if kind in self.rgw_failures:
+            unavailable(what, self.rgw_failures[kind])
+        cluster = self.get(kind)
+        env = _read_env(cluster.dir)
+        if "CEPH_RGW_ENDPOINT" not in env:
+            failure = self._start_rgw(cluster.dir)
+            if failure:
+                self.rgw_failures[kind] = failure
+                unavailable(what, failure)
+            env = _read_env(cluster.dir)
+        try:
+            gw = Radosgw(
+                "radosgw", env["CEPH_RGW_ENDPOINT"], env["CEPH_RGW_REGION"],
+                env["CEPH_RGW_ACCESS_KEY"], env["CEPH_RGW_SECRET_KEY"],
+                env["CEPH_RGW_ALT_ACCESS_KEY"], env["CEPH_RGW_ALT_SECRET_KEY"],
+                cluster=cluster, user=env["CEPH_RGW_USER"], alt_user=env["CEPH_RGW_ALT_USER"],
+                swift_auth_url=env["CEPH_RGW_SWIFT_AUTH_URL"], swift_user=env["CEPH_RGW_SWIFT_USER"],
+                swift_key=env["CEPH_RGW_SWIFT_KEY"])
+        except KeyError as exc:
+            self.rgw_failures[kind] = f"{cluster.dir}/env lacks {exc}"
+            unavailable(what, self.rgw_failures[kind])
+        if not http_answers(gw.endpoint):
+            self.rgw_failures[kind] = f"{gw.endpoint} (from {cluster.dir}/env) does not answer"
+            unavailable(what, self.rgw_failures[kind])
+        self.gateways[kind] = gw
+        return gw
+
+    def _start_rgw(self, directory: Path) -> str:
+        """Run ceph-rgw-start.sh on a free port; the failure message, or "" once it runs."""
+        out = ""
+        for _ in range(3):  # another process may take the free port before radosgw binds it
+            env = {**os.environ, "CEPH_RGW_PORT": str(_free_port())}
+            try:
+                proc = subprocess.run(["bash", str(SCRIPTS / "ceph-rgw-start.sh"), str(directory)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+            except subprocess.TimeoutExpired as exc:
+                return f"ceph-rgw-start.sh timed out: {exc.output or ''}"[-3000:]
+            if proc.returncode == 0:
+                if directory not in self.owned:
+                    self.rgw_owned.append(directory)
+                return ""
+            out = proc.stdout
+            if "is in use" not in out and "bind" not in out:
+                break
+        return f"ceph-rgw-start.sh exited {proc.returncode}:\n{out[-3000:]}"
+
     def stop(self) -> None:
+        for d in self.rgw_owned:  # ceph-stop.sh stops the radosgw of the clusters we own
+            subprocess.run(["bash", str(SCRIPTS / "ceph-rgw-stop.sh"), str(d)], capture_output=True, timeout=120)
         for d in self.owned:
             subprocess.run(["bash", str(SCRIPTS / "ceph-stop.sh"), str(d)], capture_output=True, timeout=120)
 
@@ -161,3 +230,10 @@ def ceph_v2(_ceph_clusters: _Clusters) -> CephCluster:
 def ceph_cluster(request: pytest.FixtureRequest, _ceph_clusters: _Clusters) -> CephCluster:
     """Each of the two clusters in turn."""
     return _ceph_clusters.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def radosgw(_ceph_clusters: _Clusters) -> Radosgw:
+    """radosgw (S3 + Swift v1 auth) on the clone-v2 cluster: an ``S3Server`` named "radosgw"
+    with the cluster and the Swift credentials (see tests/services/s3.py)."""
+    return _ceph_clusters.radosgw(RGW_KIND)
