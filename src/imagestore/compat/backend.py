@@ -1,0 +1,129 @@
+"""One Glance backend over one imagestore store: glance_store's add/get/get_size/delete.
+
+Shared by the glance_store driver (which turns the errors into glance_store's
+exceptions) and by :mod:`imagestore.compat.glance` (which keeps imagestore's).
+Nothing here imports glance_store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
+
+from ..contract import DeleteOutcome
+from ..errors import InvalidLocation
+from ..hashing import validate_algorithms
+from ..location import Location
+from ..reader import ImageReader
+from ..store import Store
+from .uris import PROBE_ID, GlanceForm, form_for, glance_uri, is_secure, url_prefix
+
+__all__ = ["HASHING_KEY", "AddResult", "GlanceBackend", "Verifier"]
+
+log = logging.getLogger("imagestore.glance")
+
+HASHING_KEY = "hashing_algo"
+"""The ``key`` of the ConfigError for a ``hashing_algo`` hashlib does not offer."""
+AddResult = tuple[str, int, str, str, dict[str, str]]
+"""glance_store's ``(uri, size, md5, multihash, metadata)``."""
+
+
+class Verifier(Protocol):
+    """What Glance passes to check an image signature: it sees every byte uploaded."""
+
+    def update(self, data: bytes) -> Any: ...
+
+
+class _Feeding:
+    """The upload's file object; every chunk read from it also goes to the signature verifier.
+
+    The facade reads each chunk once and hashes, inspects and writes it, so the
+    verifier rides the same single pass instead of a second loop over the data.
+    """
+
+    def __init__(self, source: IO[bytes], verifier: Verifier) -> None:
+        self._source = source
+        self._verifier = verifier
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._source.read(n)
+        if data:
+            self._verifier.update(data)
+        return data
+
+
+def _stream(reader: ImageReader) -> Iterator[bytes]:
+    """The reader's chunks; the backend reader is released however iteration ends."""
+    with reader:
+        yield from reader
+
+
+class GlanceBackend:
+    """A Glance backend id bound to an opened imagestore :class:`Store`.
+
+    URIs given are glance_store forms of images in the store; anything else
+    (another store's path, a URI outside the root) is InvalidLocation.
+    """
+
+    def __init__(self, backend_id: str | None, store: Store) -> None:
+        self.id = backend_id
+        self.store = store
+        self.form: GlanceForm = form_for(store.driver.scheme)
+        host = store.driver.location_for(PROBE_ID).host  # the endpoint the store's locations name
+        self.secure = is_secure(store.driver.describe(), host)
+        self.url_prefix = url_prefix(store.driver.location_for, secure=self.secure)
+
+    def __repr__(self) -> str:
+        return f"<GlanceBackend {self.id!r} store={self.store.name!r} prefix={self.url_prefix!r}>"
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        """The URI schemes of this backend's images (``file``, ``rbd``, ...)."""
+        return self.form.schemes
+
+    def uri(self, location: Location) -> str:
+        """The glance_store URI of a location of this store."""
+        return glance_uri(location, secure=self.secure)
+
+    def location(self, uri: str) -> Location:
+        """The store's location for a glance_store URI of one of its images."""
+        scheme = uri.partition("://")[0].lower() if isinstance(uri, str) else ""
+        if scheme not in self.form.schemes:
+            raise InvalidLocation(f"{scheme or uri!r} is not a scheme of this backend", store=self.store.name)
+        return self.store.location(Location.from_glance(uri))
+
+    def metadata(self) -> dict[str, str]:
+        """Location metadata Glance keeps beside the URI: the backend id."""
+        return {"store": self.id} if self.id else {}
+
+    def add(self, image_id: str, data: IO[bytes], size: int | None, hashing_algo: str,
+            verifier: Verifier | None = None) -> AddResult:
+        """Store ``data``; ``size`` 0 or None is unknown. md5 and ``hashing_algo`` are computed
+        in the store's one pass, beside its own checksums; the format policy and caps apply."""
+        validate_algorithms([hashing_algo], key=HASHING_KEY)
+        source: Any = _Feeding(data, verifier) if verifier is not None else data
+        info = self.store.add(image_id, source, size or None, checksums=["md5", hashing_algo])
+        uri = self.uri(info.location)
+        log.info("glance backend %s: stored %s at %s (%d bytes)", self.id, image_id, uri, info.size)
+        return uri, info.size, info.checksums["md5"], info.checksums[hashing_algo], self.metadata()
+
+    def get(self, uri: str, offset: int = 0, chunk_size: int | None = None) -> tuple[Iterator[bytes], int]:
+        """``(chunks, length)`` of the image, or of ``chunk_size`` bytes from ``offset``.
+
+        A whole read is verified against the stored checksum when there is one;
+        images written by glance_store's own drivers carry none and are read as they are.
+        """
+        loc = self.location(uri)
+        info = self.store.stat(loc)
+        verify = None if info.checksums else False
+        reader = self.store.open(loc, offset, chunk_size, verify=verify)
+        return _stream(reader), reader.size
+
+    def get_size(self, uri: str) -> int:
+        """The image's size in bytes."""
+        return self.store.stat(self.location(uri)).size
+
+    def delete(self, uri: str) -> DeleteOutcome:
+        """Delete the image (``DEFERRED`` when clones still depend on it)."""
+        return self.store.delete(self.location(uri))
