@@ -68,7 +68,7 @@ die() { echo "[swift-start] $*" >&2; exit 1; }
 # "STATE STARTTIME" of a process from /proc/PID/stat (fails when it is gone)
 proc_stat() {
     local s f
-    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     read -r -a f <<<"${s##*) }"
     echo "${f[0]} ${f[19]}"
 }

@@ -22,7 +22,7 @@ fi
 # alive, not a zombie, and still the process that was recorded (START, COMM)
 is_ours() {  # PID START [COMM]
     local s f
-    { s=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     read -r -a f <<<"${s##*) }"
     [ "${f[0]}" != Z ] && [ "${f[19]}" = "$2" ] || return 1
     [ -z "${3:-}" ] || [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$3" ]
