@@ -81,13 +81,30 @@ class _Spec:
         if not isinstance(driver, str):
             raise ConfigError("expected a driver name", key=f"{prefix}.driver")
         self.name = name
-        self.cls = load_driver_class(driver, key=f"{prefix}.driver")
+        self.driver = driver
+        self.prefix = prefix
         facade = {k: v for k, v in table.items() if k in StoreSettings.KEYS}
-        driver_opts = {k: v for k, v in table.items() if k not in StoreSettings.KEYS and k != "driver"}
+        self.driver_opts = {k: v for k, v in table.items() if k not in StoreSettings.KEYS and k != "driver"}
         self.settings = StoreSettings.from_mapping(facade, prefix)
-        self.options = validate_driver_options(self.cls.OPTIONS, driver_opts, prefix)
+        self.missing: DriverNotInstalled | None = None
+        try:
+            self.cls: type[Driver] | None = load_driver_class(driver, key=f"{prefix}.driver")
+        except DriverNotInstalled as exc:
+            # one store whose optional dependency is absent must not break the others:
+            # it fails when it is used, naming what to install
+            self.cls, self.missing = None, exc
+            return
+        self.options = validate_driver_options(self.cls.OPTIONS, self.driver_opts, prefix)
+
+    @property
+    def scheme(self) -> str:
+        """The driver's location scheme (its name when the driver cannot be imported)."""
+        return self.cls.scheme if self.cls is not None else self.driver
 
     def build(self) -> Store:
+        if self.cls is None:
+            assert self.missing is not None
+            raise DriverNotInstalled(str(self.missing), store=self.name)
         return Store(self.cls(self.name, **self.options), self.settings)
 
 
@@ -166,6 +183,10 @@ class Stores(Mapping[str, Store]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether a store of this name is configured (without opening it)."""
+        return name in self._specs
+
     def __len__(self) -> int:
         return len(self._specs)
 
@@ -179,7 +200,7 @@ class Stores(Mapping[str, Store]):
 
     def driver_name(self, name: str) -> str:
         """The driver a store uses, without opening it."""
-        return self._specs[name].cls.scheme
+        return self._specs[name].scheme
 
     def resolve(self, location: Location | str) -> tuple[Store, Location]:
         """The store holding ``location`` (by its ``store=`` name, else by address) and the location."""
@@ -190,7 +211,7 @@ class Stores(Mapping[str, Store]):
             store = self[loc.store]
             return store, store.location(loc)
         for name, spec in self._specs.items():
-            if spec.cls.scheme == loc.scheme and self[name].driver.owns(loc):
+            if spec.scheme == loc.scheme and self[name].driver.owns(loc):
                 return self[name], loc.with_store(name)
         raise InvalidLocation(f"no configured store holds {loc}")
 
