@@ -18,7 +18,7 @@ from typing import Any
 from .figures import GiB, LoadMeter, MiB
 from .xfs import XfsMount, fs_type
 
-SCENARIOS = ("file", "formats", "rbd")
+SCENARIOS = ("file", "formats", "rbd", "cache")
 DEFAULT_SCENARIOS = ("file", "formats")
 QUICK = {"size": 32 * MiB, "big": 128 * MiB, "clone": 256 * MiB, "runs": 2}
 
@@ -85,7 +85,7 @@ def registry() -> dict[str, Callable[[Any], dict[str, Any]]]:
     def lazy(name: str) -> Callable[[Any], dict[str, Any]]:
         return lambda ctx: importlib.import_module(f"{__package__}.scenario_{name}").run(ctx)
 
-    return {"file": lazy("file"), "formats": lazy("formats"), "rbd": run_rbd}
+    return {"file": lazy("file"), "formats": lazy("formats"), "rbd": run_rbd, "cache": lazy("cache")}
 
 
 def main(argv: list[str] | None = None) -> int:

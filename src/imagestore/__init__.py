@@ -6,12 +6,14 @@ Only the names below are public; everything else may change without notice.
 
 from __future__ import annotations
 
+from .cache import CacheEntry, EvictReport, ImageCache, RevalidateReport, VerifyReport
 from .capabilities import Capabilities
 from .contract import SweepReport
 from .errors import (
     AlreadyExists,
     BackendError,
     BackendUnavailable,
+    Busy,
     ChecksumMismatch,
     ConfigError,
     DriverNotInstalled,
@@ -25,20 +27,25 @@ from .errors import (
     SizeMismatch,
     UnsafeImage,
     Unsupported,
+    UploadTimeout,
 )
 from .formats import FormatPolicy, FormatVerdict, inspect
 from .location import DirectAccess, Location
 from .reader import ImageReader
-from .results import CloneCheck, CloneResult, DeleteOutcome, ImageInfo
+from .results import CLONE_REASONS, CloneCheck, CloneResult, DeleteOutcome, ImageInfo, Replica
 from .store import Store
+from .store_ops import replicate
 from .stores import Stores, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CLONE_REASONS",
     "AlreadyExists",
     "BackendError",
     "BackendUnavailable",
+    "Busy",
+    "CacheEntry",
     "Capabilities",
     "ChecksumMismatch",
     "CloneCheck",
@@ -47,8 +54,10 @@ __all__ = [
     "DeleteOutcome",
     "DirectAccess",
     "DriverNotInstalled",
+    "EvictReport",
     "FormatPolicy",
     "FormatVerdict",
+    "ImageCache",
     "ImageInfo",
     "ImageReader",
     "ImageStoreError",
@@ -59,12 +68,17 @@ __all__ = [
     "NoSpace",
     "NotFound",
     "PermissionDenied",
+    "Replica",
+    "RevalidateReport",
     "SizeMismatch",
     "Store",
     "Stores",
     "SweepReport",
     "UnsafeImage",
     "Unsupported",
+    "UploadTimeout",
+    "VerifyReport",
     "inspect",
     "open_store",
+    "replicate",
 ]

@@ -32,6 +32,8 @@ class Capabilities:
     """Deleting an image that clones depend on can be deferred instead of refused."""
     persistent: bool = True
     """Images survive the process (False for the memory driver)."""
+    adopt: bool = False
+    """``Store.adopt`` registers bits a consumer wrote straight into the backend (RBD, file)."""
     max_object_size: int | None = None
     """The largest image the backend can hold, in bytes."""
 

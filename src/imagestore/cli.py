@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from . import cli_cache
 from .errors import ConfigError, ImageStoreError, InvalidLocation
 from .location import Location
 from .progress import Progress, ProgressBar
@@ -69,6 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="format and safety verdict of a file; stores nothing")
     i.add_argument("file", help="image file, or - for stdin")
     sub.add_parser("bench", help="the benchmark harness (imagestore bench --help)", add_help=False)
+    cli_cache.register(sub)
     return p
 
 
@@ -264,7 +266,7 @@ def _cmd_bench(ctx: _Context) -> None:
 _COMMANDS: dict[str, Callable[[_Context], None]] = {
     "stores": _cmd_stores, "add": _cmd_add, "get": _cmd_get, "stat": _cmd_stat, "rm": _cmd_rm,
     "locate": _cmd_locate, "clone": _cmd_clone, "inspect": _cmd_inspect, "bench": _cmd_bench,
-    "sweep": _cmd_sweep,
+    "sweep": _cmd_sweep, "cache": cli_cache.cmd_cache,
 }
 
 

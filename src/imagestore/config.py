@@ -149,11 +149,13 @@ class StoreSettings:
     retry_backoff: float = 0.2
     auto_sweep: bool = True
     sweep_older_than: float = 3600.0
+    max_concurrent_adds: int | None = None
+    idle_timeout: float | None = 300.0
 
     KEYS = frozenset({
         "max_image_size", "checksums", "allowed_formats", "cow_requires_raw", "inspect",
         "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff", "auto_sweep",
-        "sweep_older_than",
+        "sweep_older_than", "max_concurrent_adds", "idle_timeout",
     })
 
     @classmethod
@@ -204,4 +206,12 @@ class StoreSettings:
             kw["retry_backoff"] = val
         if "sweep_older_than" in values:
             kw["sweep_older_than"] = parse_duration(values["sweep_older_than"], f"{prefix}.sweep_older_than")
+        if "max_concurrent_adds" in values:
+            val = _check_type(values["max_concurrent_adds"], Option(int), f"{prefix}.max_concurrent_adds")
+            if int(val) < 1:  # type: ignore[call-overload]
+                raise ConfigError("must be at least 1", key=f"{prefix}.max_concurrent_adds")
+            kw["max_concurrent_adds"] = val
+        if "idle_timeout" in values:
+            idle = parse_duration(values["idle_timeout"], f"{prefix}.idle_timeout")
+            kw["idle_timeout"] = idle or None  # 0 turns it off
         return cls(**kw)

@@ -17,6 +17,7 @@ from .errors import Transient
 from .location import Location
 
 __all__ = [
+    "Adoption",
     "CloneMode",
     "ClonePlan",
     "CloneRequest",
@@ -71,18 +72,29 @@ class DriverContext:
 
 @dataclass(frozen=True)
 class Stored:
-    """What a driver knows of a stored image: its size and the metadata saved with it."""
+    """What a driver knows of a stored image: its size, the metadata saved with it and,
+    when the backend has one, a token naming this immutable version of its bytes.
+
+    ``version`` changes whenever the bytes could have (RBD: image and snapshot id;
+    file: inode and change time) and is None when the driver cannot tell; the
+    facade remembers source verifications by it.
+    """
 
     size: int
     metadata: Mapping[str, str]
+    version: str | None = None
 
 
 @dataclass(frozen=True)
 class ClonePlan:
-    """The cheapest native clone mode a driver can do for one source and target, or why not."""
+    """The cheapest native clone mode a driver can do for one source and target, or why not.
+
+    ``code`` names the reason for programs (see ``imagestore.results.CLONE_REASONS``).
+    """
 
     mode: CloneMode | None
     reason: str
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,3 +147,22 @@ class Reader(Protocol):
 
     def close(self) -> None:
         """Release the backend resources."""
+
+
+class Adoption(Protocol):
+    """Bits a consumer wrote into the backend, being registered by ``Store.adopt``.
+
+    :meth:`Driver.adopt` has already made them immutable (or checked they are);
+    the facade reads ``location`` (``size`` bytes) once to hash and inspect it,
+    then commits the metadata or aborts, which undoes what ``adopt`` did and
+    leaves the consumer's bits as they were.
+    """
+
+    location: Location
+    size: int
+
+    def commit(self, metadata: Mapping[str, str]) -> Location:
+        """Store the metadata; the image is then an ordinary image of the store."""
+
+    def abort(self) -> None:
+        """Undo what adopting did (snapshot, protection); never touches the bits."""

@@ -14,6 +14,7 @@ __all__ = [
     "AlreadyExists",
     "BackendError",
     "BackendUnavailable",
+    "Busy",
     "ChecksumMismatch",
     "ConfigError",
     "DriverNotInstalled",
@@ -28,6 +29,7 @@ __all__ = [
     "Transient",
     "UnsafeImage",
     "Unsupported",
+    "UploadTimeout",
     "from_os_error",
 ]
 
@@ -142,6 +144,14 @@ class BackendError(ImageStoreError):
                  image: str | None = None) -> None:
         super().__init__(message, store=store, image=image)
         self.errno = errno
+
+
+class Busy(ImageStoreError):
+    """The store already runs as many uploads as ``max_concurrent_adds`` allows."""
+
+
+class UploadTimeout(ImageStoreError):
+    """The upload's source sent nothing for ``idle_timeout`` seconds; nothing was kept."""
 
 
 class NoSpace(BackendError):

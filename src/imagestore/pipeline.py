@@ -19,6 +19,7 @@ from .contract import Writer
 from .errors import ImageTooLarge, SizeMismatch
 from .formats import FormatVerdict, StreamInspector
 from .hashing import BufferRing, ParallelHasher
+from .limits import IdleWatch
 from .progress import Progress, Throttled
 
 __all__ = ["Limit", "Source", "WriteOutcome", "write_stream"]
@@ -112,6 +113,7 @@ def write_stream(
     progress: Progress | None,
     store: str,
     image: str,
+    watch: IdleWatch | None = None,
 ) -> WriteOutcome:
     """Stream ``source`` into ``writer`` through the hashers, inspector and ``limit``.
 
@@ -126,7 +128,17 @@ def write_stream(
     data, opened = open_source(source)
     try:
         ring = BufferRing(hasher, settings.chunk_size)
-        for slot, view in _chunks(data, ring):
+        pieces = _chunks(data, ring)
+        while True:
+            if watch is None:
+                item = next(pieces, None)
+            else:
+                with watch.reading():
+                    item = next(pieces, None)
+                watch.check(store=store, image=image)
+            if item is None:
+                break
+            slot, view = item
             total += len(view)
             if cap is not None and total > cap:
                 raise ImageTooLarge(f"upload exceeds {limit.name} of {cap} bytes", store=store, image=image)

@@ -10,7 +10,25 @@ from typing import Any
 from .contract import CloneMode, DeleteOutcome
 from .location import Location
 
-__all__ = ["CloneCheck", "CloneResult", "DeleteOutcome", "ImageInfo", "decode_metadata", "encode_metadata"]
+__all__ = ["CLONE_REASONS", "CloneCheck", "CloneResult", "DeleteOutcome", "ImageInfo", "Replica", "decode_metadata",
+           "encode_metadata"]
+
+CLONE_REASONS: Mapping[str, str] = MappingProxyType({
+    "read_only_target": "the target store is read-only",
+    "different_backend": "source and target are different kinds of backend",
+    "different_cluster": "the target is in another Ceph cluster (fsid differs)",
+    "different_endpoint": "the target is on another S3/Swift endpoint, account or region",
+    "different_filesystem": "the roots are on different filesystems, or no in-kernel copy works between them",
+    "format_not_raw": "the target clones raw images only (cow_requires_raw) and the image is not raw",
+    "snapshot_missing": "the image's snapshot does not exist or cannot be opened",
+    "pool_missing": "the target pool does not exist",
+    "unreachable": "a cluster or endpoint cannot be reached",
+    "permission": "the target's credentials may not read the source or write the target",
+    "not_claimed": "the store does not claim that clone mode",
+    "no_native_clone": "the driver has no native clone",
+    "mode_unavailable": "the asked mode is not available (another one is)",
+})
+"""``CloneCheck.code`` values: why a copy-on-write or server-side clone is not made."""
 
 _CHECKSUM_PREFIX = "checksum."
 
@@ -47,10 +65,13 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class CloneResult:
-    """A finished clone: the new image's location and the mode actually used."""
+    """A finished clone: the new image's location, the mode actually used and ``depth``,
+    how many ancestors its data still depends on (0: independent, as after a stream or
+    server copy, a reflink or a flatten; 1: an RBD clone of a flat image; ...)."""
 
     location: Location
     mode: CloneMode
+    depth: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by ``imagestore clone --json``."""
@@ -59,11 +80,17 @@ class CloneResult:
 
 @dataclass(frozen=True)
 class CloneCheck:
-    """The answer of ``can_clone``: whether, in which mode, and why."""
+    """The answer of ``can_clone``: whether, in which mode, and why.
+
+    ``code`` names, for programs, why the cheaper native mode is not used (a key of
+    :data:`CLONE_REASONS`), also when ``mode="auto"`` falls back to a stream; None
+    when the native mode is used.
+    """
 
     possible: bool
     mode: CloneMode | None
     reason: str
+    code: str | None = None
 
     def __bool__(self) -> bool:
         return self.possible
@@ -90,3 +117,19 @@ def decode_metadata(location: Location, size: int, meta: Mapping[str, str]) -> I
         format=meta.get("format"),
         virtual_size=int(vsize) if vsize and vsize.isdigit() else None,
     )
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A finished ``replicate``: the copy in the target store, how it was made (``mode``,
+    None when an identical copy was already there: ``existing``) and its clone ``depth``."""
+
+    info: ImageInfo
+    mode: CloneMode | None
+    existing: bool = False
+    depth: int = 0
+
+    @property
+    def location(self) -> Location:
+        """Where the copy is."""
+        return self.info.location

@@ -22,17 +22,20 @@ from .errors import (
     ChecksumMismatch,
     ImageStoreError,
     InvalidLocation,
+    NoSpace,
     NotFound,
     UnsafeImage,
     Unsupported,
 )
 from .hashing import compare, strongest, validate_algorithms
+from .limits import AddGate, IdleWatch
 from .location import DirectAccess, Location, validate_image_id
 from .pipeline import Limit, Source, write_stream
 from .progress import Progress
 from .reader import ImageReader, write_atomically
 from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
 from .retry import call_with_retries, translate
+from .store_ops import ConsumerOps
 
 __all__ = ["Store"]
 
@@ -50,6 +53,8 @@ class _GuardedWriter:
         self._writer = writer
         self._store = store
         self._image = image
+        self._lock = threading.Lock()
+        self._aborted = False
 
     def _fail(self, exc: Exception, op: str) -> BaseException:
         return translate(exc, op, store=self._store, image=self._image)
@@ -73,6 +78,11 @@ class _GuardedWriter:
             raise error from exc
 
     def abort(self) -> None:
+        """Abort once, from whichever thread comes first (the idle watch or the add)."""
+        with self._lock:
+            if self._aborted:
+                return
+            self._aborted = True
         try:
             self._writer.abort()
         except Exception as exc:  # noqa: BLE001 - the original failure is what the caller must see
@@ -80,7 +90,7 @@ class _GuardedWriter:
                         self._store, self._image, translate(exc, "abort", store=self._store, image=self._image))
 
 
-class Store:
+class Store(ConsumerOps):
     """One named store: a driver plus the policy every operation goes through.
 
     Methods take a :class:`Location`, its string form, or a bare image id.
@@ -100,6 +110,7 @@ class Store:
         self._sweep_lock = threading.Lock()
         self._swept_at: float | None = None
         self._publish_lock = threading.Lock()
+        self._gate = AddGate(self.settings.max_concurrent_adds)
 
     def __repr__(self) -> str:
         return f"<Store {self.name!r} driver={self.driver.scheme!r}>"
@@ -142,6 +153,13 @@ class Store:
             return Limit(backend, f"the backend's maximum object size ({self.driver.scheme})")
         return Limit(cfg)
 
+    def _check_free_space(self, size: int, image: str) -> None:
+        """NoSpace before the first byte when the backend reports less room than declared."""
+        free = self._call("free space", self.driver.free_space, image)
+        if free is not None and size > free:
+            raise NoSpace(f"the upload of {size} bytes does not fit: the backend has {free} bytes free",
+                          store=self.name, image=image)
+
     def _require_write(self, image: str | None) -> None:
         if not self._caps.write:
             raise Unsupported("this store is read-only", store=self.name, image=image)
@@ -175,12 +193,24 @@ class Store:
             limit.check(size, "declared size", store=self.name, image=image_id)
         elif not self._caps.unknown_size:
             raise Unsupported("this store needs the size of an upload in advance", store=self.name, image=image_id)
-        self._auto_sweep()
+        with self._gate.slot(store=self.name, image=image_id):
+            if size:
+                self._check_free_space(size, image_id)
+            self._auto_sweep()
+            return self._add(image_id, data, size, settings, limit, format=format, expected=expected,
+                             progress=progress)
+
+    def _add(self, image_id: str, data: Source, size: int | None, settings: StoreSettings, limit: Limit, *,
+             format: str | None, expected: Mapping[str, str] | None, progress: Progress | None) -> ImageInfo:
         raw = self._call("start upload", lambda: self.driver.open_writer(image_id, size), image_id)
         writer = _GuardedWriter(raw, self.name, image_id)
+        watch = IdleWatch(settings.idle_timeout, writer.abort)
         try:
-            outcome = write_stream(writer, data, settings=settings, size=size, limit=limit, progress=progress,
-                                   store=self.name, image=image_id)
+            try:
+                outcome = write_stream(writer, data, settings=settings, size=size, limit=limit,
+                                       progress=progress, store=self.name, image=image_id, watch=watch)
+            finally:
+                watch.close()
             if expected:
                 _check_expected(expected, outcome.checksums, self.name, image_id)
             verdict = outcome.verdict
@@ -332,18 +362,22 @@ class Store:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(_MODES)}")
         if not target.capabilities.write:
-            return CloneCheck(False, None, f"target store {target.name!r} is read-only")
+            return CloneCheck(False, None, f"target store {target.name!r} is read-only", "read_only_target")
         plan = self._call("plan clone", lambda: self.driver.plan_clone(loc, target.driver), loc.image)
         claimed = {"cow": self._caps.cow_clone, "server_copy": self._caps.server_copy}
         if plan.mode is not None and plan.mode != "stream" and not claimed[plan.mode]:
-            plan = replace(plan, mode=None, reason=f"store {self.name!r} does not claim {plan.mode}")
+            plan = replace(plan, mode=None, reason=f"store {self.name!r} does not claim {plan.mode}",
+                           code="not_claimed")
+        plan = self._refine_plan(loc, target, plan)
+        code = (plan.code or "no_native_clone") if plan.mode is None else None
         if mode == "stream" or (mode == "auto" and plan.mode is None):
             reason = "verified stream copy" + (f" ({plan.reason})" if plan.mode is None else "")
-            return CloneCheck(True, "stream", reason)
+            return CloneCheck(True, "stream", reason, code)
         if mode == "auto" or plan.mode == mode:
             return CloneCheck(True, plan.mode, plan.reason)
         return CloneCheck(False, None, plan.reason if plan.mode is None
-                          else f"{mode} is not available; {plan.mode} is ({plan.reason})")
+                          else f"{mode} is not available; {plan.mode} is ({plan.reason})",
+                          code if plan.mode is None else "mode_unavailable")
 
     def clone(
         self,
@@ -353,6 +387,7 @@ class Store:
         name: str | None = None,
         mode: CloneModeArg = "auto",
         size: int | None = None,
+        verify_source: bool = False,
         progress: Progress | None = None,
     ) -> CloneResult:
         """Copy an image into ``to`` (default: this store) as ``name`` (default: same id).
@@ -360,8 +395,11 @@ class Store:
         ``mode="auto"`` picks the cheapest mode that works: ``cow`` (RBD clone,
         reflink), ``server_copy``, else a verified ``stream``. An explicit mode that
         is not available raises Unsupported instead of silently copying.
-        ``size`` grows the clone (cow only). The target's limits and format
-        policy apply in every mode.
+        ``size`` grows the clone (cow only, raw images; a grown clone keeps no
+        checksum). The target's limits and format policy apply in every mode.
+        ``verify_source`` first checks the source's bytes against its checksum
+        (once per immutable version, see :meth:`verify_source`); a stream is
+        verified anyway. The result's ``depth`` is the clone's parent chain length.
         """
         target = to or self
         loc = self.location(location)
@@ -370,7 +408,7 @@ class Store:
         info = self.stat(loc)
         check = self.can_clone(loc, target, mode)
         if not check.possible or check.mode is None:
-            raise Unsupported(f"cannot clone in mode {mode}: {check.reason}", store=self.name, image=loc.image)
+            raise self._refused(check, fmt=info.format, store=target.name, image=new_name)
         if size is not None and check.mode != "cow":
             raise Unsupported("a clone can be resized only in cow mode", store=self.name, image=loc.image)
         limit = target.limit()
@@ -383,14 +421,22 @@ class Store:
         target.settings.policy.check_clone(info.format, cow=check.mode == "cow",
                                            accept_unknown=not target.settings.inspect,
                                            store=target.name, image=new_name)
-        request = CloneRequest(name=new_name, mode=check.mode,
-                               metadata=encode_metadata(info.checksums, info.format, info.virtual_size), size=size)
+        metadata = self._clone_metadata(info, size, store=self.name, image=loc.image)
+        version = None
+        if verify_source:
+            self.verify_source(loc, progress=progress)
+            version = self._version(loc)
+        request = CloneRequest(name=new_name, mode=check.mode, metadata=metadata, size=size)
         new_loc = self._call("clone", lambda: self.driver.clone(loc, target.driver, request), loc.image,
-                             retry=False)
+                             retry=False).with_store(target.name)
+        if verify_source:
+            self._check_unchanged(loc, version, target, new_loc)
+        depth = target.depth(new_loc) if check.mode == "cow" else 0
         if progress is not None:
             progress(info.size, info.size)
-        log.info("store %s: cloned %s to %s/%s (%s)", self.name, loc.image, target.name, new_name, check.mode)
-        return CloneResult(new_loc.with_store(target.name), check.mode)
+        log.info("store %s: cloned %s to %s/%s (%s, depth %d)", self.name, loc.image, target.name, new_name,
+                 check.mode, depth)
+        return CloneResult(new_loc, check.mode, depth)
 
     # ------------------------------------------------------------ lifecycle
     def sweep(self, older_than: float | None = None, *, deadline: float | None = None) -> SweepReport:

@@ -26,6 +26,8 @@ ENTRY_POINT_GROUP = "imagestore.drivers"
 _INSTALL_HINTS = {
     "s3": "pip install 'imagestore[s3]'",
     "swift": "pip install 'imagestore[swift]'",
+    "http": "pip install 'imagestore[http]'",
+    "https": "pip install 'imagestore[http]'",
     "rbd": "pip install 'imagestore[rbd]' and the OS packages librbd1 librados2",
 }
 _TOP_KEYS = frozenset({"default", "stores"})

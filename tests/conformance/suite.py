@@ -79,6 +79,15 @@ class Backend:
         """Temporaries or partial objects left in the backend (must be empty after a failed add)."""
         return []
 
+    def place_native(self, name: str, data: bytes) -> str:
+        """Write ``data`` into the backend the way a consumer does it itself (for ``adopt``);
+        returns the consumer's reference. Only backends whose stores claim ``adopt``."""
+        raise NotImplementedError
+
+    def native_state(self, name: str) -> object:
+        """Everything of a natively written image that adopting must not change if it refuses."""
+        raise NotImplementedError
+
     def make(self, name: str = "main", sibling: bool = False, **settings: Any) -> Store:
         table = {**(self.sibling_spec() if sibling else self.spec()), **settings}
         store = imagestore.open_store(table, name)
@@ -106,7 +115,96 @@ def chunks(data: bytes, size: int = 100_000) -> Iterator[bytes]:
         yield data[i:i + size]
 
 
-class ConformanceSuite:
+class ConsumerSuite:
+    """What the compute and volume services rely on: adopt (where claimed), verified clone
+    sources, clone depth and flatten. Mixed into :class:`ConformanceSuite`."""
+
+    def test_adopt_registers_native_bits(self, backend: Backend, store: Store, image_id: str) -> None:
+        data = payload(3 * MiB + 5, seed=40)
+        if not store.capabilities.adopt:
+            with pytest.raises(Unsupported):
+                store.adopt(store.location(image_id))
+            return
+        ref = backend.place_native(image_id, data)
+        calls: list[int] = []
+        info = store.adopt(ref, progress=lambda done, total: calls.append(done))
+        assert info.size == len(data) and info.format == "raw" and info.location.store == store.name
+        assert info.checksums == {"md5": hashlib.md5(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
+        assert calls and calls[-1] == len(data)
+        assert store.stat(info.location) == info
+        assert store.get(info.location) == data  # verified against the checksum adopt computed
+        with pytest.raises(AlreadyExists):
+            store.adopt(ref)
+        clone = store.clone(info.location, name=image_id + "-c", verify_source=True)
+        assert store.get(clone.location) == data
+
+    def test_adopt_refusal_leaves_the_bits_untouched(self, backend: Backend, store: Store, image_id: str,
+                                                     qcow2_with_backing: bytes) -> None:
+        if not store.capabilities.adopt:
+            with pytest.raises(Unsupported):
+                store.adopt(store.location(image_id))
+            return
+        raw = payload(MiB, seed=41)
+        cases: list[tuple[str, bytes, dict[str, Any], type[ImageStoreError]]] = [
+            ("-evil", qcow2_with_backing, {}, UnsafeImage),
+            ("-declared", raw, {"format": "qcow2"}, UnsafeImage),
+            ("-expected", raw, {"expected": {"sha512": "0" * 128}}, ChecksumMismatch),
+        ]
+        for suffix, data, kwargs, error in cases:
+            ref = backend.place_native(image_id + suffix, data)
+            before = backend.native_state(image_id + suffix)
+            with pytest.raises(error):
+                store.adopt(ref, **kwargs)
+            assert backend.native_state(image_id + suffix) == before, suffix
+            assert store.stat(ref).checksums == {}
+        assert store.adopt(backend.place_native(image_id, raw)).size == MiB  # a good one is adopted
+
+    def test_adopt_refuses_foreign_refs(self, store: Store) -> None:
+        for ref in ("/etc/passwd", "file:///etc/passwd", "rbd://0000/pool/image/snap"):
+            with pytest.raises(InvalidLocation):
+                store.adopt(ref)
+
+    def test_verify_source_once_per_version(self, backend: Backend, store: Store, image_id: str) -> None:
+        """OSSN-0090: a clone can check its source's bits, once per immutable version."""
+        sibling = backend.make("sibling", sibling=True)
+        data = payload(2 * MiB, seed=42)
+        info = store.add(image_id, data, len(data))
+        reads: list[tuple[int, int]] = []
+        real = store.driver.open_reader
+
+        def counting(loc: imagestore.Location, offset: int, length: int) -> Any:
+            reads.append((offset, length))
+            return real(loc, offset, length)
+
+        store.driver.open_reader = counting  # type: ignore[method-assign]
+        first = store.clone(info.location, sibling, name=image_id + "-v1", verify_source=True)
+        second = store.clone(info.location, sibling, name=image_id + "-v2", verify_source=True)
+        version = store.driver.stat(info.location).version
+        if first.mode == "stream":
+            assert len(reads) == 2  # each stream is verified as it goes
+        else:
+            assert len(reads) == (1 if version is not None else 2), reads
+        assert sibling.get(second.location) == data
+        reads.clear()
+        assert store.verify_source(info.location) is (version is None)
+        assert len(reads) == (0 if version is not None else 1)
+
+    def test_clone_depth_and_flatten(self, backend: Backend, store: Store, image_id: str) -> None:
+        sibling = backend.make("sibling", sibling=True)
+        data = payload(3 * MiB, seed=43)
+        info = store.add(image_id, data, len(data))
+        clone = store.clone(info.location, sibling, name=image_id + "-child")
+        depends = clone.mode == "cow" and backend.clones_depend_on_source
+        assert clone.depth == sibling.depth(clone.location) == (1 if depends else 0)
+        assert store.depth(info.location) == 0
+        assert sibling.flatten(clone.location) == 0
+        assert sibling.depth(clone.location) == 0
+        assert sibling.get(clone.location) == data
+        assert store.delete(info.location) is DeleteOutcome.DELETED  # nothing depends on it any more
+        assert sibling.get(clone.location) == data
+
+
+class ConformanceSuite(ConsumerSuite):
     """Behaviour every store must have; subclasses provide the ``backend`` fixture."""
 
     @pytest.fixture
@@ -261,6 +359,35 @@ class ConformanceSuite:
         assert len(winners) == 1, results
         assert len(losers) == len(datas) - 1, results
         assert store.get(image_id) == datas[results.index(winners[0])]
+        assert backend.leftovers() == []
+
+    def test_concurrent_adds_from_separate_stores(self, backend: Backend, image_id: str) -> None:
+        """Stores opened one by one share no lock in the facade: a backend that claims
+        atomic_create gives one winner by itself (without it, only adds through one Store
+        are serialised, by the facade)."""
+        stores = [backend.make(f"w{i}") for i in range(4)]
+        if not stores[0].capabilities.atomic_create:
+            return
+        datas = [payload(MiB + 1, seed=110 + i) for i in range(len(stores))]
+        barrier = threading.Barrier(len(stores))
+        results: list[object] = [None] * len(stores)
+
+        def run(i: int) -> None:
+            barrier.wait()
+            try:
+                results[i] = stores[i].add(image_id, datas[i], len(datas[i]))
+            except BaseException as exc:  # noqa: BLE001
+                results[i] = exc
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        winners = [i for i, r in enumerate(results) if isinstance(r, imagestore.ImageInfo)]
+        assert len(winners) == 1, results
+        assert sum(isinstance(r, AlreadyExists) for r in results) == len(stores) - 1, results
+        assert stores[1].get(image_id) == datas[winners[0]]
         assert backend.leftovers() == []
 
     def test_abort_mid_stream_leaves_nothing(self, backend: Backend, store: Store, image_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -27,6 +28,19 @@ class FileBackend(Backend):
 
     def sibling_spec(self) -> dict[str, Any]:
         return {"driver": "file", "root": str(self.sibling_root)}
+
+    def place_native(self, name: str, data: bytes) -> str:
+        """A consumer writing a file straight into the store's root."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / name
+        path.write_bytes(data)
+        return f"file://{path}"  # glance_store's form of a file location
+
+    def native_state(self, name: str) -> object:
+        path = self.root / name
+        st = path.stat()
+        xattrs = sorted((k, os.getxattr(path, k)) for k in os.listxattr(path))
+        return hashlib.sha256(path.read_bytes()).hexdigest(), st.st_mode, st.st_mtime_ns, st.st_ctime_ns, xattrs
 
     def leftovers(self) -> list[str]:
         found = []

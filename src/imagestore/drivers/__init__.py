@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..capabilities import Capabilities
 from ..contract import (
+    Adoption,
     CloneMode,
     ClonePlan,
     CloneRequest,
@@ -26,6 +27,7 @@ from ..location import DirectAccess, Location
 from .base import Driver
 
 __all__ = [
+    "Adoption",
     "Capabilities",
     "CloneMode",
     "ClonePlan",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from ..capabilities import Capabilities
 from ..contract import (
+    Adoption,
     ClonePlan,
     CloneRequest,
     DeleteOutcome,
@@ -101,6 +102,26 @@ class Driver(ABC):
     def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
         """What a consumer needs to reach the bits itself; ``ttl`` for a presigned URL."""
         raise Unsupported(f"driver {self.scheme!r} gives no direct access", store=self.name)
+
+    def clone_depth(self, location: Location) -> int:
+        """How many ancestors the image's data depends on (0: independent, the default for
+        drivers whose clones are full copies)."""
+        return 0
+
+    def flatten(self, location: Location) -> None:  # noqa: B027 - optional hook, clones are copies by default
+        """Make a clone independent of its ancestors; a no-op where clones are full copies."""
+
+    def adopt(self, location: Location) -> Adoption:
+        """Start registering bits a consumer wrote at ``location`` (the facade checked it is
+        owned): make them immutable and say where to read them. Only drivers that claim
+        ``Capabilities.adopt`` implement it; AlreadyExists if the image has imagestore
+        metadata already."""
+        raise Unsupported(f"driver {self.scheme!r} cannot adopt images written outside imagestore",
+                          store=self.name)
+
+    def free_space(self) -> int | None:
+        """Bytes the backend can still take, when it says (None: unknown); checked before an add."""
+        return None
 
     def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
         """Remove temporaries of dead writers older than ``older_than`` seconds.

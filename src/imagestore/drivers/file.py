@@ -32,6 +32,7 @@ from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Op
 from ..errors import AlreadyExists, BackendError, ConfigError, InvalidLocation, NotFound, PermissionDenied
 from ..location import DirectAccess, Location
 from .base import Driver
+from .file_adopt import FileAdoption
 
 __all__ = ["FileDriver"]
 
@@ -41,6 +42,12 @@ _TMP = ".tmp"
 _MIN_AGE = 10.0  # seconds: a temporary younger than this may not hold its writer's lock yet
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 _GONE = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+
+
+def version_of(st: os.stat_result) -> str:
+    """An image file's version: device, inode, size and change time (any write, truncate,
+    chmod or xattr change moves the change time, which no caller can set back)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_ctime_ns}"
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -214,7 +221,8 @@ class FileDriver(Driver):
         st = os.fstat(fd)
         self.root_fd, self._root_id = fd, (st.st_dev, st.st_ino)
         writable, self.reflink = _probe(fd)
-        return Capabilities(write=writable, cow_clone=self.reflink, server_copy=writable, direct_access=True)
+        return Capabilities(write=writable, cow_clone=self.reflink, server_copy=writable, direct_access=True,
+                            adopt=writable)
 
     def close(self) -> None:
         with self._lock:
@@ -304,7 +312,7 @@ class FileDriver(Driver):
                     meta[key[len(_XATTR):]] = os.getxattr(fd, key).decode()
         finally:
             os.close(fd)
-        return Stored(st.st_size, meta)
+        return Stored(st.st_size, meta, version_of(st))
 
     def delete(self, location: Location) -> DeleteOutcome:
         name = self._name(location)
@@ -319,6 +327,11 @@ class FileDriver(Driver):
             raise
         os.fsync(self.root_fd)
         return DeleteOutcome.DELETED
+
+    def free_space(self) -> int:
+        """What statvfs says an unprivileged writer may still use on ROOT's filesystem."""
+        st = os.fstatvfs(self.root_fd)
+        return st.f_bavail * st.f_frsize
 
     def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
         """Remove ``.tmp`` files whose writer is dead (no flock held) and older than ``older_than``."""
@@ -354,10 +367,11 @@ class FileDriver(Driver):
     # ---------------------------------------------------------------- clone / locate
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         if not isinstance(target, FileDriver):
-            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store")
+            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store", "different_backend")
         same_fs = os.fstat(self.root_fd).st_dev == os.fstat(target.root_fd).st_dev
         if not same_fs:
-            return ClonePlan(None, f"{self.root} and {target.root} are on different filesystems")
+            return ClonePlan(None, f"{self.root} and {target.root} are on different filesystems",
+                             "different_filesystem")
         if target.root not in self._modes:  # probed once per target, on unnamed files
             self._modes[target.root] = _native_mode(self.root_fd, target.root_fd)
         mode = self._modes[target.root]
@@ -365,7 +379,8 @@ class FileDriver(Driver):
             return ClonePlan("cow", "same filesystem with reflink (FICLONE)")
         if mode == "server_copy":
             return ClonePlan("server_copy", "same filesystem without reflink (copy_file_range)")
-        return ClonePlan(None, f"no in-kernel copy from {self.root} to {target.root} (read-only or another mount)")
+        return ClonePlan(None, f"no in-kernel copy from {self.root} to {target.root} (read-only or another mount)",
+                         "different_filesystem")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
         if not isinstance(target, FileDriver):
@@ -376,6 +391,8 @@ class FileDriver(Driver):
             try:
                 if request.mode == "cow":
                     fcntl.ioctl(writer.fd, FICLONE, src)
+                    if request.size is not None and request.size > st.st_size:
+                        os.ftruncate(writer.fd, request.size)  # grown: a hole, reads zeros
                 else:
                     left = st.st_size
                     while left > 0:
@@ -389,6 +406,11 @@ class FileDriver(Driver):
                 raise
         finally:
             os.close(src)
+
+    def adopt(self, location: Location) -> FileAdoption:
+        """A file a consumer placed in ROOT: held open, checked unchanged when committed."""
+        fd, st = self._open_image(location)
+        return FileAdoption(self, fd, st, self._name(location))
 
     def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
         name = self._name(location)

@@ -33,6 +33,7 @@ from ..errors import (
 from ..location import DirectAccess, Location, validate_image_id
 from . import rbdlib
 from .base import Driver
+from .rbd_adopt import RbdAdoption
 from .rbd_io import META_PREFIX, RbdReader, RbdWriter
 from .rbdlib import Cluster, Image, ParentSpec
 
@@ -141,6 +142,7 @@ class RbdDriver(Driver):
             unknown_size=True,
             deferred_delete=self.clone_v2,
             persistent=True,
+            adopt=True,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -301,13 +303,16 @@ class RbdDriver(Driver):
         return RbdReader(self, pool, name, snap, offset, length)
 
     def stat(self, location: Location) -> Stored:
-        """Size of the snapshot and the image's metadata (without the key prefix)."""
+        """Size of the snapshot, the image's metadata (without the key prefix) and the version
+        ``IMAGE_ID@SNAP_ID``: a snapshot re-created under the same name is another version."""
         pool, name, snap = self._resolve(location)
         with self.cluster.open(pool, name, snap=snap, read_only=True) as img:
             size = img.size()
             meta = img.metadata_list()
+            snap_ids = [sid for sid, sname, _ in img.snap_list() if sname == snap]
+            version = f"{img.image_id()}@{snap_ids[0]}" if snap_ids else None
         plen = len(META_PREFIX)
-        return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)})
+        return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)}, version)
 
     def delete(self, location: Location) -> DeleteOutcome:
         """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse."""
@@ -358,26 +363,29 @@ class RbdDriver(Driver):
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         """"cow" into an rbd store of the same cluster whose pool this store's image is readable from."""
         if not isinstance(target, RbdDriver):
-            return ClonePlan(None, f"target store {target.name!r} is not an rbd store")
+            return ClonePlan(None, f"target store {target.name!r} is not an rbd store", "different_backend")
         pool, name, snap = self._resolve(location)
         try:
             src, dst = self.fsid, target.fsid
         except (Transient, PermissionDenied, ConfigError) as exc:
-            return ClonePlan(None, f"cannot reach a cluster to compare: {exc}")
+            return ClonePlan(None, f"cannot reach a cluster to compare: {exc}", "unreachable")
         if src != dst:
-            return ClonePlan(None, f"different Ceph clusters (fsid {src} vs {dst})")
+            return ClonePlan(None, f"different Ceph clusters (fsid {src} vs {dst})", "different_cluster")
         tc = target.cluster
         try:
             if not tc.pool_exists(target.pool):
-                return ClonePlan(None, f"target pool {target.pool!r} does not exist")
+                return ClonePlan(None, f"target pool {target.pool!r} does not exist", "pool_missing")
             tc.list_images(target.pool)
         except PermissionDenied:
-            return ClonePlan(None, f"client.{target.user} may not use pool {target.pool!r}")
+            return ClonePlan(None, f"client.{target.user} may not use pool {target.pool!r}", "permission")
         try:
             with tc.open(pool, name, snap=snap, read_only=True):
                 pass
         except PermissionDenied:
-            return ClonePlan(None, f"client.{target.user} may not read pool {pool!r}")
+            return ClonePlan(None, f"client.{target.user} may not read pool {pool!r}", "permission")
+        except NotFound:
+            return ClonePlan(None, f"snapshot {pool}/{name}@{snap} does not exist or cannot be opened",
+                             "snapshot_missing")
         return ClonePlan("cow", f"same Ceph cluster {src}: RBD clone {pool}/{name}@{snap} into pool {target.pool!r}")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
@@ -407,6 +415,9 @@ class RbdDriver(Driver):
                     child.resize(request.size)
                 if target.max_clone_depth is not None and depth > target.max_clone_depth:
                     child.flatten()
+                for key in child.metadata_list():  # librbd copies the parent's metadata
+                    if key.startswith(META_PREFIX) and key[len(META_PREFIX):] not in request.metadata:
+                        child.metadata_remove(key)
                 for key, value in request.metadata.items():
                     child.metadata_set(META_PREFIX + key, value)
                 child.snap_create(target.snapshot)
@@ -429,6 +440,48 @@ class RbdDriver(Driver):
         return DirectAccess(
             kind="rbd", fsid=self.fsid, pool=pool, image=name, snapshot=snap, mon_hosts=self.cluster.mon_hosts()
         )
+
+    def clone_depth(self, location: Location) -> int:
+        """How many ancestors the image's snapshot has (Cinder's clone depth)."""
+        pool, name, snap = self._resolve(location)
+        with self.cluster.open(pool, name, snap=snap, read_only=True) as img:
+            return self._depth(img)
+
+    def flatten(self, location: Location) -> None:
+        """Copy the parents' data into the image and detach it, its snapshot included.
+
+        librbd flattens the head only; a snapshot taken before keeps its parent, so the
+        snapshot is taken again from the flattened head (the same bytes: a published
+        image's head is never written by imagestore). InUse while clones of that
+        snapshot exist: they would lose their parent.
+        """
+        pool, name, snap = self._resolve(location)
+        with self.cluster.open(pool, name) as img:
+            if img.parent() is not None:
+                img.flatten()
+            img.snap_set(snap)
+            try:
+                still = img.parent() is not None
+                children = img.children() if still else []
+            finally:
+                img.snap_set(None)
+            if not still:
+                return
+            if children:
+                names = ", ".join(f"{c.pool}/{c.image}" for c in children[:5])
+                raise InUse(f"clones of {pool}/{name}@{snap} depend on it ({names}); flatten or delete them first",
+                            store=self.name, image=name)
+            if img.snap_is_protected(snap):
+                img.snap_unprotect(snap)
+            img.snap_remove(snap)
+            img.snap_create(snap)
+            img.snap_protect(snap)
+
+    def adopt(self, location: Location) -> RbdAdoption:
+        """Protect (creating it if missing) the snapshot a consumer's image is read from."""
+        pool, name, snap = self._resolve(location)
+        validate_image_id(name)
+        return RbdAdoption(self, pool, name, snap)
 
     def parent_of(self, location: Location) -> ParentSpec | None:
         """The image this one was cloned from (None if flat); for tests and tools."""

@@ -180,6 +180,7 @@ _SIGNATURES: dict[str, tuple[str, Any, tuple[Any, ...]]] = {
     "rbd_watchers_list_cleanup": ("rbd", None, (_P(_Watcher), c_size_t)),
     "rbd_metadata_get": ("rbd", c_int, (c_void_p, c_char_p, c_char_p, _P(c_size_t))),
     "rbd_metadata_set": ("rbd", c_int, (c_void_p, c_char_p, c_char_p)),
+    "rbd_metadata_remove": ("rbd", c_int, (c_void_p, c_char_p)),
     "rbd_metadata_list": (
         "rbd",
         c_int,

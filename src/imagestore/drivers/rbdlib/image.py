@@ -274,6 +274,10 @@ class Image:
     def metadata_set(self, key: str, value: str) -> None:
         self._check(self.lib.rbd_metadata_set(self._h, _b(key), _b(value)), f"rbd_metadata_set({key})")
 
+    def metadata_remove(self, key: str) -> None:
+        """Remove ``key`` (NotFound when absent)."""
+        self._check(self.lib.rbd_metadata_remove(self._h, _b(key)), f"rbd_metadata_remove({key})")
+
     def metadata_get(self, key: str) -> str | None:
         """The value of ``key``, or None when absent."""
         size = c_size_t(256)

@@ -1,0 +1,290 @@
+"""The compute-node image cache: one download per image across processes, verified, sparse, evicted
+safely, re-fetched when damaged, revalidated against a new format policy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import imagestore
+from imagestore import ChecksumMismatch, FormatPolicy, ImageCache, Store, UnsafeImage
+from imagestore.cache_layout import Sidecar, seal_of
+from tests.conformance.suite import payload
+
+MiB = 1 << 20
+
+
+def count_reads(store: Store) -> list[int]:
+    """Record every driver reader ``store`` opens from now on (one per backend read)."""
+    seen: list[int] = []
+    real = store.driver.open_reader
+
+    def counting(loc: Any, offset: int, length: int) -> Any:
+        seen.append(offset)
+        return real(loc, offset, length)
+
+    store.driver.open_reader = counting  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Store:
+    return imagestore.open_store({"driver": "file", "root": str(tmp_path / "images")}, "images")
+
+
+def test_fetch_hit_and_verification(images: Store, tmp_path: Path) -> None:
+    data = payload(5 * MiB + 7, seed=1)
+    info = images.add("img", data)
+    cache = ImageCache(tmp_path / "cache", store=images, link="never")
+    reads = count_reads(images)
+    path = cache.fetch("img")
+    assert path.read_bytes() == data and len(reads) == 1
+    assert path.name == f"sha512-{info.checksums['sha512']}"
+    assert oct(path.stat().st_mode & 0o777) == "0o444"
+    assert cache.fetch(info.location) == path and cache.fetch("img", verify=True) == path
+    assert len(reads) == 1  # hits read nothing from the store
+    assert cache.fetch("img", expected={"md5": info.checksums["md5"]}).read_bytes() == data  # keyed by md5
+    with pytest.raises(ChecksumMismatch):
+        cache.fetch("img", expected={"sha256": "0" * 64})
+    assert not cache.layout.entry("sha256-" + "0" * 64).exists()
+    (entry,) = [e for e in cache.entries() if e.key.startswith("sha512")]
+    assert entry.source == str(info.location) and entry.format == "raw" and entry.how == "download"
+
+
+def test_eight_processes_one_backend_read(images: Store, tmp_path: Path) -> None:
+    data = payload(16 * MiB, seed=2)
+    images.add("shared", data)
+    counter, go = tmp_path / "reads", tmp_path / "go"
+    code = textwrap.dedent(f"""
+        import os, sys, time, pathlib, imagestore
+        store = imagestore.open_store({{"driver": "file", "root": {str(tmp_path / "images")!r}}}, "images")
+        real = store.driver.open_reader
+        class Slow:
+            def __init__(self, inner): self.inner = inner
+            def read(self, n):
+                time.sleep(0.02)
+                return self.inner.read(min(n, 1 << 20))
+            def close(self): self.inner.close()
+        def counting(loc, off, n):
+            with open({str(counter)!r}, "a") as fh:
+                fh.write(f"{{os.getpid()}}\\n")
+            return Slow(real(loc, off, n))
+        store.driver.open_reader = counting
+        cache = imagestore.ImageCache({str(tmp_path / "cache")!r}, store=store, link="never")
+        while not pathlib.Path({str(go)!r}).exists():
+            time.sleep(0.01)
+        print(cache.fetch("shared"))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    time.sleep(1.0)  # all eight are waiting
+    go.write_text("go")
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1
+    assert len(counter.read_text().splitlines()) == 1, "more than one backend read"
+    assert Path(outs[0]).read_bytes() == data
+
+
+def test_bit_flip_is_detected_and_refetched(images: Store, tmp_path: Path) -> None:
+    data = payload(3 * MiB, seed=3)
+    images.add("img", data)
+    cache = ImageCache(tmp_path / "cache", store=images, link="never")
+    reads = count_reads(images)
+    path = cache.fetch("img")
+    os.chmod(path, 0o644)  # the flip: a write through the filesystem (moves the seal)
+    with open(path, "r+b") as fh:
+        fh.seek(MiB)
+        byte = fh.read(1)
+        fh.seek(MiB)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    assert cache.fetch("img").read_bytes() == data
+    assert len(reads) == 2  # detected on use, fetched again
+    # silent damage (the seal still matches, as after media corruption): a hit trusts the seal,
+    # a verified hit and verify() re-hash
+    with open(path, "r+b") as fh:
+        fh.seek(2 * MiB)
+        fh.write(b"\x00\x01")
+    side = Sidecar.load(cache.layout.sidecar(path.name))
+    assert side is not None
+    side.seal = seal_of(path.stat())
+    side.dump(cache.layout.sidecar(path.name))
+    assert cache.fetch("img") == path and len(reads) == 2
+    report = cache.verify()
+    assert report.corrupt == (path.name,) and report.removed == (path.name,)
+    assert cache.fetch("img", verify=True).read_bytes() == data and len(reads) == 3
+
+
+def test_killed_fetch_leaves_no_entry(images: Store, tmp_path: Path) -> None:
+    data = payload(12 * MiB, seed=4)
+    images.add("img", data)
+    marker = tmp_path / "started"
+    code = textwrap.dedent(f"""
+        import time, pathlib, imagestore
+        store = imagestore.open_store({{"driver": "file", "root": {str(tmp_path / "images")!r}}}, "images")
+        real = store.driver.open_reader
+        class Slow:
+            def __init__(self, inner): self.inner = inner
+            def read(self, n):
+                pathlib.Path({str(marker)!r}).write_text("1")
+                time.sleep(0.3)
+                return self.inner.read(min(n, 1 << 20))
+            def close(self): self.inner.close()
+        store.driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
+        imagestore.ImageCache({str(tmp_path / "cache")!r}, store=store, link="never").fetch("img")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few MiB are written
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    cache = ImageCache(tmp_path / "cache", store=images, link="never")
+    assert cache.entries() == []
+    assert os.listdir(cache.layout.tmp), "the killed fetch left no temporary: the test proves nothing"
+    assert cache.fetch("img").read_bytes() == data
+    assert os.listdir(cache.layout.tmp) == []  # the dead fetch's temporary went with the next fetch
+
+
+def test_eviction_never_removes_open_leased_or_used_entries(tmp_path: Path) -> None:
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    for i in range(5):
+        mem.add(f"img{i}", payload(MiB, seed=10 + i))
+    cache = ImageCache(tmp_path / "cache", store=mem, grace=0)
+    paths = [cache.fetch(f"img{i}") for i in range(5)]
+    holder = subprocess.Popen([sys.executable, "-c", f"import time; f = open({str(paths[0])!r}, 'rb'); "
+                               "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        cache.lease("img1", "instance-0001")
+        with cache.use("img2") as used:
+            assert used == paths[2]
+            report = cache.evict(max_bytes=0)
+        assert set(report.removed) == {paths[3].name, paths[4].name}
+        assert set(report.kept) == {paths[0].name, paths[1].name, paths[2].name}
+        assert all(p.exists() for p in paths[:3])
+        assert cache.evict(max_bytes=0).removed == (paths[2].name,)  # no longer in use
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert cache.evict(max_bytes=0).removed == (paths[0].name,)  # closed now
+    cache.release(paths[1], "instance-0001")
+    assert cache.evict(max_bytes=0).removed == (paths[1].name,)
+    assert cache.entries() == []
+
+
+def test_eviction_by_size_and_age_oldest_unused_first(tmp_path: Path) -> None:
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    cache = ImageCache(tmp_path / "cache", store=mem, grace=0, max_bytes=3 * MiB)
+    now = time.time()
+    keys = []
+    for i, age in enumerate((500, 100, 300)):
+        mem.add(f"img{i}", payload(MiB, seed=20 + i))
+        path = cache.fetch(f"img{i}")
+        os.utime(cache.layout.sidecar(path.name), (now - age, now - age))
+        keys.append(path.name)
+    assert cache.evict(max_age=400).removed == (keys[0],)
+    mem.add("img3", payload(MiB, seed=23))
+    mem.add("img4", payload(MiB, seed=24))
+    cache.fetch("img3")
+    cache.fetch("img4")  # over 3 MiB: the least recently used (img2, then img1) go first
+    left = {e.key for e in cache.entries()}
+    assert keys[2] not in left and keys[1] in left and len(left) == 3
+    assert cache.total_bytes() <= 3 * MiB
+
+
+def test_sparse_fetch(tmp_path: Path) -> None:
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    size = 64 * MiB
+    image = bytearray(size)
+    for at in (0, 17 * MiB + 12345, size - MiB):
+        image[at:at + 512 * 1024] = payload(512 * 1024, seed=at)
+    mem.add("mostly-zero", bytes(image))
+    path = ImageCache(tmp_path / "cache", store=mem).fetch("mostly-zero")
+    st = path.stat()
+    assert st.st_size == size and path.read_bytes() == image
+    assert st.st_blocks * 512 < size // 20, f"{st.st_blocks * 512} bytes allocated for {size}"
+
+
+def test_link_to_a_file_store_on_the_same_filesystem(images: Store, tmp_path: Path) -> None:
+    data = payload(2 * MiB, seed=5)
+    info = images.add("img", data)
+    cache = ImageCache(tmp_path / "cache", store=images)
+    reads = count_reads(images)
+    path = cache.fetch("img")
+    (entry,) = cache.entries()
+    assert entry.how in ("hardlink", "reflink") and reads == [] and path.read_bytes() == data
+    images.delete(info.location)  # the cache keeps its own link to the bytes
+    assert cache.fetch("img", expected={"sha512": info.checksums["sha512"]}).read_bytes() == data
+
+
+@pytest.mark.xfs
+def test_reflink_on_xfs(xfs_mount: Path) -> None:
+    base = xfs_mount / f"cache-{os.getpid()}-{time.time_ns()}"
+    store = imagestore.open_store({"driver": "file", "root": str(base / "images")}, "images")
+    data = payload(4 * MiB, seed=6)
+    store.add("img", data)
+    cache = ImageCache(base / "cache", store=store, link="reflink")
+    path = cache.fetch("img")
+    (entry,) = cache.entries()
+    assert entry.how == "reflink" and path.read_bytes() == data and path.stat().st_nlink == 1
+
+
+def test_revalidate_evicts_what_the_policy_now_refuses(tmp_path: Path, qcow2_plain: bytes,
+                                                       qcow2_with_backing: bytes) -> None:
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    mem.add("raw", payload(MiB, seed=7))
+    mem.add("qcow", qcow2_plain)
+    cache = ImageCache(tmp_path / "cache", store=mem)
+    raw, qcow = cache.fetch("raw"), cache.fetch("qcow")
+    assert cache.revalidate().refused == {}
+    report = cache.revalidate(FormatPolicy(allowed_formats=frozenset({"raw"})))
+    assert set(report.refused) == {qcow.name} and report.accepted == (raw.name,)
+    assert not qcow.exists() and raw.exists()
+    strict = ImageCache(tmp_path / "cache", store=mem, policy=FormatPolicy(allowed_formats=frozenset({"raw"})))
+    with pytest.raises(UnsafeImage):
+        strict.fetch("qcow")
+    unsafe = imagestore.open_store({"driver": "memory", "inspect": False}, "noinspect")
+    unsafe.add("evil", qcow2_with_backing)
+    with pytest.raises(UnsafeImage):
+        ImageCache(tmp_path / "cache2", store=unsafe).fetch("evil")
+    assert ImageCache(tmp_path / "cache2").entries() == []
+
+
+def test_cli(images: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imagestore.cli import main
+
+    data = payload(2 * MiB, seed=8)
+    images.add("img", data)
+    config = tmp_path / "imagestore.toml"
+    config.write_text(f'[stores.images]\ndriver = "file"\nroot = "{tmp_path / "images"}"\n')
+    base = ["--config", str(config), "--json", "cache", "--dir", str(tmp_path / "cli-cache")]
+    assert main([*base, "fetch", "img"]) == 0
+    fetched = json.loads(capsys.readouterr().out)
+    assert Path(fetched["path"]).read_bytes() == data and fetched["key"].startswith("sha512-")
+    assert main([*base, "ls"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [e["key"] for e in listed["entries"]] == [fetched["key"]]
+    assert main([*base, "verify"]) == 0
+    verified = json.loads(capsys.readouterr().out)
+    assert verified["ok"] == [fetched["key"]] and verified["refused"] == {}
+    assert main([*base, "evict", "--all"]) == 0
+    evicted = json.loads(capsys.readouterr().out)
+    assert evicted["removed"] == [fetched["key"]]
+    assert main([*base, "ls"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == []
+    sha = hashlib.sha512(data).hexdigest()
+    assert main([*base, "fetch", "img", "--expected", f"sha512:{sha}"]) == 0
+    capsys.readouterr()
+    assert main([*base, "fetch", "img", "--expected", "sha512:" + "0" * 128]) == 1
