@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .contract import Reader
+from .drivers.file import FICLONE, RangeReader
 from .formats import FormatVerdict, StreamInspector
 from .progress import Progress
 from .reader import ImageReader
 
 __all__ = ["FICLONE", "SparseFile", "hash_and_inspect", "link_into", "new_temp", "stream_into"]
 
-FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 BLOCK = 64 << 10  # zero runs of at least this many (aligned) bytes become holes
 _ZERO_BLOCK = bytes(BLOCK)
 _ZEROS: dict[int, bytes] = {}
@@ -141,34 +141,13 @@ def link_into(src: str, tmp_dir: Path, key: str, *, reflink_only: bool) -> tuple
         os.close(sfd)
 
 
-class _LocalReader:
-    """A driver-style reader over a local file (for hashing a linked entry)."""
-
-    def __init__(self, path: Path, offset: int, length: int) -> None:
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.pos, self.left = offset, length
-
-    def read(self, n: int) -> bytes:
-        if self.left <= 0:
-            return b""
-        data = os.pread(self.fd, min(n, self.left), self.pos)
-        self.pos += len(data)
-        self.left -= len(data)
-        return data
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
 def hash_and_inspect(path: Path, expected: Mapping[str, str], *, chunk_size: int, progress: Progress | None,
                      label: str) -> FormatVerdict:
     """Read a local file once: verify it against ``expected`` (ChecksumMismatch) and inspect it."""
     size = os.stat(path).st_size
 
     def opener(at: int, n: int) -> Reader:
-        return _LocalReader(path, at, n)
+        return RangeReader(os.open(path, os.O_RDONLY | os.O_CLOEXEC), at, n)
 
     inspector = StreamInspector()
     with ImageReader(opener, offset=0, size=size, chunk_size=chunk_size, expected=expected, progress=progress,

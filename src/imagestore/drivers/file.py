@@ -34,7 +34,7 @@ from ..location import DirectAccess, Location
 from .base import Driver
 from .file_adopt import FileAdoption
 
-__all__ = ["FileDriver"]
+__all__ = ["FICLONE", "FileDriver", "RangeReader"]
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 _XATTR = "user.imagestore."
@@ -110,8 +110,8 @@ class _FileWriter:
             os.close(self.fd)
 
 
-class _FileReader:
-    """``pread`` over an open image file, from ``offset`` for ``length`` bytes."""
+class RangeReader:
+    """``pread`` over an open file, from ``offset`` for ``length`` bytes; closes the descriptor."""
 
     def __init__(self, fd: int, offset: int, length: int) -> None:
         self.fd = fd
@@ -299,9 +299,9 @@ class FileDriver(Driver):
             raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
         return _FileWriter(self, image_id)
 
-    def open_reader(self, location: Location, offset: int, length: int) -> _FileReader:
+    def open_reader(self, location: Location, offset: int, length: int) -> RangeReader:
         fd, _ = self._open_image(location)
-        return _FileReader(fd, offset, length)
+        return RangeReader(fd, offset, length)
 
     def stat(self, location: Location) -> Stored:
         fd, st = self._open_image(location)
