@@ -111,6 +111,7 @@ timeout "$TIMEOUT" radosgw -c "$CONF" -n "$NAME" \
     --rgw-data "$DIR/rgw/$ID" \
     --rgw-frontends "beast endpoint=127.0.0.1:$PORT" \
     --rgw-thread-pool-size 32 \
+    --rgw-gc-obj-min-wait 0 --rgw-gc-processor-period 10 \
     --log-file "$DIR/log/$NAME.log" \
     --pid-file "$PIDFILE" \
     --admin-socket "$DIR/run/ceph-$NAME.asok" \

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs="qemu-utils qemu-block-extra xfsprogs ceph-mon ceph-osd ceph-common uuid-runtime"
+pkgs="qemu-utils qemu-block-extra xfsprogs ceph-mon ceph-osd ceph-common uuid-runtime radosgw memcached curl"
 if [ "$(id -u)" = 0 ]; then
     missing=""
     for p in $pkgs; do

@@ -9,7 +9,10 @@ ahead than the buffers allow. A part that fails with ``Transient`` is sent again
 (with backoff) up to ``retries`` times, then the whole upload fails; ``abort``
 cancels what has not started and waits for what has. :class:`PartSizes` makes
 parts grow as an upload of unknown size grows, so a part-count limit (S3's
-10,000) still reaches the backend's largest object.
+10,000) still reaches the backend's largest object. :func:`retry_part` is that
+one retry of a part, also used by :func:`call_retrying` (one request inside a
+streaming operation, e.g. completing an upload) and :func:`run_parts` (parts
+that carry no bytes of ours, e.g. server-side copies of ranges).
 
 :class:`ReadAhead` keeps ``depth`` ranged reads in flight ahead of the caller.
 It does not retry: a failed piece raises, and the facade resumes the stream
@@ -31,7 +34,8 @@ from typing import Generic, Protocol, TypeVar
 from ..errors import ImageTooLarge, Transient
 from ..retry import backoff_delay
 
-__all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "done"]
+__all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "call_retrying", "done",
+           "retry_part", "run_parts"]
 
 log = logging.getLogger("imagestore")
 T = TypeVar("T")
@@ -118,6 +122,74 @@ class PartSizes:
             total += run * size
             index += run
         return total
+
+
+def retry_part(start: Callable[[], Pending[T]], *, retries: int, backoff: float, what: str,
+               first: Pending[T] | None = None, stop: Callable[[], bool] | None = None) -> T:
+    """Wait for one part (``first``, else ``start()``); on Transient start it again, with
+    jittered exponential backoff, up to ``retries`` times (never once ``stop()`` is true)."""
+    pending = first if first is not None else start()
+    attempt = 0
+    while True:
+        try:
+            return pending.wait()
+        except Transient as exc:
+            if attempt >= retries or (stop is not None and stop()):
+                raise
+            delay = backoff_delay(attempt, backoff)
+            log.warning("%s failed (%s); sending it again in %.2fs", what, exc, delay)
+            time.sleep(delay)
+            attempt += 1
+            pending = start()
+
+
+class _Call(Generic[T]):
+    """A blocking call run when waited for (so :func:`retry_part` can retry it)."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn = fn
+
+    def wait(self) -> T:
+        return self.fn()
+
+
+def call_retrying(fn: Callable[[], T], *, retries: int, backoff: float, what: str) -> T:
+    """``fn()`` in this thread, retried on Transient like a part (see :func:`retry_part`)."""
+    return retry_part(lambda: _Call(fn), retries=retries, backoff=backoff, what=what)
+
+
+def run_parts(starts: list[Callable[[], Pending[T]]], *, concurrency: int, retries: int, backoff: float,
+              label: str = "") -> list[T]:
+    """Run independent parts (``starts[i]()`` begins part ``i``), ``concurrency`` in flight,
+    each retried on Transient; their results in order. On the first part that fails for
+    good, the parts not started are skipped, those in flight waited for, and its error raised."""
+    results: list[T] = []
+    inflight: deque[tuple[int, Pending[T]]] = deque()
+    failed = False
+    try:
+        for index, start in enumerate(starts):
+            while len(inflight) >= max(1, concurrency):
+                i, pending = inflight.popleft()
+                results.append(retry_part(starts[i], first=pending, retries=retries, backoff=backoff,
+                                          what=f"{label}: part {i}"))
+            inflight.append((index, start()))
+        while inflight:
+            i, pending = inflight.popleft()
+            results.append(retry_part(starts[i], first=pending, retries=retries, backoff=backoff,
+                                      what=f"{label}: part {i}"))
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed:
+            for _, pending in inflight:
+                cancel = getattr(pending, "cancel", None)
+                if cancel is None or not cancel():
+                    try:
+                        pending.wait()
+                    except BaseException:  # noqa: BLE001 - the first failure is the one raised
+                        pass
+    return results
 
 
 StartPart = Callable[[int, int, memoryview], Pending[T]]
@@ -213,20 +285,13 @@ class ChunkedUploader(Generic[T]):
     def _reap(self) -> None:
         """Wait for the oldest part; resend it on Transient while retries remain."""
         index, offset, buf, n, pending = self._inflight[0]
-        attempt = 0
-        while True:
-            try:
-                result = pending.wait()
-                break
-            except Transient as exc:
-                if attempt >= self._retries or self._state == "aborted":
-                    raise
-                delay = backoff_delay(attempt, self._backoff)
-                log.warning("%s: part %d failed (%s); sending it again in %.2fs", self._label, index, exc, delay)
-                time.sleep(delay)
-                attempt += 1
-                self.retried += 1
-                pending = self._start(index, offset, memoryview(buf)[:n])
+
+        def again() -> Pending[T]:
+            self.retried += 1
+            return self._start(index, offset, memoryview(buf)[:n])
+
+        result = retry_part(again, first=pending, retries=self._retries, backoff=self._backoff,
+                            what=f"{self._label}: part {index}", stop=lambda: self._state == "aborted")
         self._inflight.popleft()
         self._results.append(result)
         if len(buf) == self._sizes.size_of(self._index):

@@ -1,0 +1,154 @@
+"""Server-side clones between stores of one S3 endpoint, published like an add.
+
+The bytes never pass through this process: one CopyObject up to the target's
+``copy_part_size``, above it a multipart upload whose parts are UploadPartCopy
+ranges of the source, ``concurrency`` in flight, each retried on ``Transient``
+(:func:`~.chunked.run_parts`). The copy lands on a unique data key of the target
+under a lease, and the target's record is published with one conditional
+PutObject, so a clone is atomic and exclusive exactly as an add is (CopyObject
+itself ignores ``If-None-Match`` on both moto and radosgw).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..contract import ClonePlan, CloneRequest
+from ..errors import AlreadyExists, NotFound, PermissionDenied, Unsupported
+from ..location import Location, validate_image_id
+from .chunked import Pending, ThreadParts, run_parts
+from .s3_client import PreconditionFailed
+from .s3_io import Lease
+from .s3_layout import Resolved, new_token
+
+if TYPE_CHECKING:
+    from .base import Driver
+    from .s3 import S3Driver
+
+__all__ = ["plan", "server_copy"]
+
+MAX_PARTS = 10_000
+MiB = 1 << 20
+
+
+def plan(source: S3Driver, location: Location, target: Driver) -> ClonePlan:
+    """"server_copy" when ``target`` is an s3 store of the same endpoint that may read the source."""
+    from .s3 import S3Driver
+
+    if not isinstance(target, S3Driver):
+        return ClonePlan(None, f"target store {target.name!r} is not an s3 store", "different_backend")
+    here, there = source.describe()["endpoint"], target.describe()["endpoint"]
+    if here != there:
+        return ClonePlan(None, f"another S3 endpoint ({there}, the image is at {here})", "different_backend")
+    found = source.resolve_location(location)
+    try:
+        target.client.call("head_object", "check the source is readable", location.image, Bucket=source.bucket,
+                           Key=found.data_key)
+    except PermissionDenied:
+        return ClonePlan(None, f"the credentials of store {target.name!r} may not read bucket {source.bucket!r}",
+                         "permission")
+    return ClonePlan("server_copy", f"same S3 endpoint {here}: server-side copy from bucket {source.bucket!r} "
+                                    f"into bucket {target.bucket!r}")
+
+
+def server_copy(source: S3Driver, location: Location, target: Driver, request: CloneRequest) -> Location:
+    """Copy the image into ``target`` as ``request.name`` inside the endpoint; its new location."""
+    from .s3 import S3Driver
+
+    if not isinstance(target, S3Driver) or source.describe()["endpoint"] != target.describe()["endpoint"]:
+        raise Unsupported(f"store {target.name!r} is not on this S3 endpoint: no server-side copy",
+                          store=source.name, image=location.image)
+    name = validate_image_id(request.name)
+    found = source.resolve_location(location)
+    key = target.layout.image_key(name)
+    try:
+        target.client.call("head_object", "check the id is free", name, Bucket=target.bucket, Key=key)
+    except NotFound:
+        pass
+    else:
+        raise AlreadyExists("the clone target name is taken", store=target.name, image=name)
+    _Copy(source, found, target, name).run(dict(request.metadata))
+    return target.location_for(name)
+
+
+class _Copy:
+    """One server-side copy into a unique data key of the target, then its record."""
+
+    def __init__(self, source: S3Driver, found: Resolved, target: S3Driver, name: str) -> None:
+        self.src, self.found, self.dst, self.name = source, found, target, name
+        self.token = new_token()
+        self.data_key = target.layout.data_key(name, self.token)
+        self.copy_source = {"Bucket": source.bucket, "Key": found.data_key}
+        # an inline or plain image can be replaced under its key: copy only the version seen
+        self.pin: dict[str, str] = {"CopySourceIfMatch": found.etag} if found.kind != "record" and found.etag \
+            else {}
+
+    def run(self, metadata: dict[str, str]) -> None:
+        dst = self.dst
+        lease = Lease(dst, self.name, self.token)
+        lease.start()
+        upload_id: str | None = None
+        written = False
+        try:
+            try:
+                if self.found.size <= dst.copy_part_size:
+                    written = True
+                    dst.retrying(lambda: dst.client.call(
+                        "copy_object", "server-side copy", self.name, Bucket=dst.bucket, Key=self.data_key,
+                        CopySource=self.copy_source, MetadataDirective="REPLACE", Metadata={}, **self.pin),
+                        "server-side copy")
+                else:
+                    resp = dst.retrying(lambda: dst.client.call(
+                        "create_multipart_upload", "start a multipart copy", self.name, Bucket=dst.bucket,
+                        Key=self.data_key), "start a multipart copy")
+                    upload_id = str(resp["UploadId"])
+                    parts = self._copy_parts(upload_id)
+                    written = True
+                    dst.retrying(lambda: dst.client.call(
+                        "complete_multipart_upload", "complete the multipart copy", self.name, Bucket=dst.bucket,
+                        Key=self.data_key, UploadId=upload_id, MultipartUpload={"Parts": parts}),
+                        "complete the multipart copy")
+                    upload_id = None
+            except PreconditionFailed:
+                raise NotFound("the source image was replaced during the copy", store=self.src.name,
+                               image=self.found.key.rsplit("/", 1)[-1]) from None
+            dst.publish_record(self.name, self.token, self.found.size, metadata)
+        except BaseException:
+            if upload_id is not None:
+                dead = upload_id
+                dst.quietly(lambda: dst.client.call("abort_multipart_upload", "abort the multipart copy", self.name,
+                                                    Bucket=dst.bucket, Key=self.data_key, UploadId=dead),
+                            "abort the multipart copy")
+            if written:
+                dst.quietly(lambda: dst.client.call("delete_object", "delete the unpublished copy", self.name,
+                                                    Bucket=dst.bucket, Key=self.data_key),
+                            "delete the unpublished copy")
+            raise
+        finally:
+            lease.release()
+
+    def _copy_parts(self, upload_id: str) -> list[dict[str, Any]]:
+        """UploadPartCopy of every range, ``concurrency`` in flight; the parts for Complete."""
+        dst, size = self.dst, self.found.size
+        part = max(dst.copy_part_size, -(-size // MAX_PARTS))
+        part = -(-part // MiB) * MiB
+        ranges = [(start, min(size, start + part) - 1) for start in range(0, size, part)]
+        pool = ThreadParts(dst.concurrency, name="imagestore-s3-copy")
+
+        def one(number: int, first: int, last: int) -> dict[str, Any]:
+            resp = dst.client.call("upload_part_copy", f"copy part {number}", self.name, Bucket=dst.bucket,
+                                   Key=self.data_key, UploadId=upload_id, PartNumber=number,
+                                   CopySource=self.copy_source, CopySourceRange=f"bytes={first}-{last}", **self.pin)
+            return {"ETag": resp["CopyPartResult"]["ETag"], "PartNumber": number}
+
+        def starter(number: int, first: int, last: int) -> Any:
+            def start() -> Pending[dict[str, Any]]:
+                return pool.run(one, number, first, last)
+            return start
+
+        try:
+            return run_parts([starter(n, a, b) for n, (a, b) in enumerate(ranges, 1)], concurrency=dst.concurrency,
+                             retries=dst.retries, backoff=dst.retry_backoff,
+                             label=f"store {dst.name!r}: copy of {self.name!r}")
+        finally:
+            pool.close()

@@ -1,0 +1,772 @@
+"""OpenStack Swift driver: images as objects or Static Large Objects in one account.
+
+An image ``ID`` is the object ``CONTAINER/ID``: a plain object up to
+``large_object_threshold``, otherwise (and for a stream of unknown size that outgrows
+its first segment) an SLO whose segments ``ID/TOKEN/00000000``... live in the segments
+container and belong to that manifest alone (``TOKEN`` names the writer). The facade's
+metadata rides on the object as ``X-Object-Meta-Image-*`` headers. Publishing never
+overwrites: see :mod:`.swift_claims` for the create claim that makes concurrent adds of
+one id have exactly one winner. Clones within the account copy every segment inside
+Swift, so a clone and its source never share a segment and deleting either leaves the
+other whole. ``locate`` signs a TempURL with the account's Temp-URL key. Images that
+glance_store wrote (plain objects and DLOs, ``X-Object-Manifest``) read through the
+store like its own.
+
+Needs python-swiftclient (``pip install 'imagestore[swift]'``); Keystone v3 also
+needs keystoneauth1, loaded only when ``auth_version = "3"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote, unquote, urlsplit
+
+from swiftclient.utils import generate_temp_url
+
+from ..capabilities import Capabilities
+from ..config import Secret, parse_duration, parse_size
+from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ..errors import (
+    AlreadyExists,
+    ConfigError,
+    ImageStoreError,
+    InvalidLocation,
+    NotFound,
+    PermissionDenied,
+    Transient,
+    Unsupported,
+)
+from ..location import DirectAccess, Location, validate_image_id
+from .base import Driver
+from .chunked import PartSizes, ThreadParts
+from .swift_auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
+from .swift_claims import CLAIM, HEARTBEAT, IMAGE_WRITER_TAG, SEGMENT_RE, TOKEN_RE, Timing, parse_tag, writer_of
+from .swift_http import Response, SwiftHttp, quote_path
+from .swift_io import Piece, SwiftCopy, SwiftReader, SwiftWriter, pieces_of_manifest
+
+__all__ = ["Place", "SwiftDriver"]
+
+log = logging.getLogger("imagestore")
+
+MiB = 1 << 20
+META_PREFIX = "x-object-meta-image-"
+_META_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.")
+_DEFAULT_MAX_FILE = 5 * (1 << 30) + 2  # Swift's default max_file_size
+_TOKEN_LEN = 25  # len(new_token())
+
+
+@dataclass(frozen=True)
+class Place:
+    """The container of an image and the container of its segments."""
+
+    container: str
+    segments: str
+
+
+def _enc_key(key: str) -> str:
+    """A metadata key as a header-name suffix that survives Swift's case and ``_``/``-`` folding."""
+    return "".join(c if c in _META_SAFE else f"%{ord(c):02X}" for c in key)
+
+
+def _dec_key(text: str) -> str:
+    return unquote(text.lower())
+
+
+def _grow_every(first: int, largest: int, max_parts: int) -> int:
+    """How many segments each size lasts before doubling: as many as possible while the
+    manifest can still reach half of the most the cluster holds (``max_parts`` x ``largest``)."""
+    if max_parts <= 1 or first >= largest:
+        return 0
+    target = max_parts * largest // 2
+    for every in range(max_parts, 0, -1):
+        cap = PartSizes(first, grow_every=every, largest=largest, max_parts=max_parts).capacity()
+        if cap is not None and cap >= target:
+            return every
+    return 1
+
+
+def _container_name(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value or "/" in value or len(value) > 200:
+        raise ConfigError(f"bad container name {value!r}", key=key)
+    return value
+
+
+class SwiftDriver(Driver):
+    """Images in containers of one Swift account, reached through one pooled HTTP session."""
+
+    scheme: ClassVar[str] = "swift"
+    OPTIONS: ClassVar[Mapping[str, Option]] = {
+        "auth_url": Option(str, required=True, help="v1 auth URL (.../auth/v1.0) or Keystone v3 URL (.../v3)"),
+        "auth_version": Option((str, int), default="1", help='"1" (tempauth and friends) or "3" (Keystone)'),
+        "user": Option(str, required=True, help="v1: account:user; v3: the user name"),
+        "key": Option(str, secret=True, help="v1 key (or use password)"),
+        "password": Option(str, secret=True, help="v3 password (or use key)"),
+        "project_name": Option(str, help="v3 project (or project_id)"),
+        "project_id": Option(str, help="v3 project id"),
+        "project_domain_name": Option(str, help="v3 domain of the project (or project_domain_id)"),
+        "project_domain_id": Option(str, help="v3 domain id of the project"),
+        "user_domain_name": Option(str, help="v3 domain of the user (or user_domain_id)"),
+        "user_domain_id": Option(str, help="v3 domain id of the user"),
+        "region": Option(str, help="v3: region of the object-store endpoint"),
+        "interface": Option(str, default="public", choices=("public", "internal", "admin"),
+                            help="v3: which catalog endpoint"),
+        "storage_url": Option(str, help="use this storage URL instead of the one auth returns"),
+        "cacert": Option(str, help="CA bundle for https"),
+        "insecure": Option(bool, default=False, help="do not verify https certificates"),
+        "container": Option(str, default="images", help="container of the images"),
+        "segment_container": Option(str, help="container of the SLO segments (default CONTAINER_segments)"),
+        "container_seed": Option(int, default=0,
+                                 help="spread images over containers named after the first N id characters (0-32)"),
+        "create_container": Option(bool, default=True, help="create missing containers"),
+        "segment_size": Option((int, str), default="32M", help="first SLO segment size; later ones double"),
+        "max_segment_size": Option((int, str), help="largest segment (default: the cluster's max_file_size)"),
+        "large_object_threshold": Option((int, str), help="largest image sent as one PUT (default segment_size)"),
+        "temp_url_key": Option(str, secret=True, help="the account's Temp-URL key: enables locate() URLs"),
+        "temp_url_digest": Option(str, default="sha256", choices=("sha1", "sha256", "sha512"),
+                                  help="TempURL signature digest"),
+        "presign_ttl": Option((int, float, str), default="1h", help="validity of a locate() URL without ttl"),
+        "connect_timeout": Option((int, float), default=10.0, help="seconds to connect"),
+        "read_timeout": Option((int, float), default=60.0, help="seconds to wait for an answer or body bytes"),
+        "create_window": Option((int, float, str), default="2s",
+                                help="longest counted claim PUT; the same for every writer of a container"),
+        "writer_lease": Option((int, float, str), default="30s",
+                               help="life of an unrenewed claim or heartbeat (renewed every third)"),
+        "location_aliases": Option(list, default=None,
+                                   help="other location hosts meaning this store (glance swift+config references)"),
+    }
+    default_concurrency: ClassVar[int] = 4
+    """Segment PUTs (and ranged GETs) in flight when the store sets no ``concurrency``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        auth_url: str,
+        user: str,
+        auth_version: str | int = "1",
+        key: Secret | None = None,
+        password: Secret | None = None,
+        project_name: str | None = None,
+        project_id: str | None = None,
+        project_domain_name: str | None = None,
+        project_domain_id: str | None = None,
+        user_domain_name: str | None = None,
+        user_domain_id: str | None = None,
+        region: str | None = None,
+        interface: str = "public",
+        storage_url: str | None = None,
+        cacert: str | None = None,
+        insecure: bool = False,
+        container: str = "images",
+        segment_container: str | None = None,
+        container_seed: int = 0,
+        create_container: bool = True,
+        segment_size: int | str = "32M",
+        max_segment_size: int | str | None = None,
+        large_object_threshold: int | str | None = None,
+        temp_url_key: Secret | None = None,
+        temp_url_digest: str = "sha256",
+        presign_ttl: float | str = "1h",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        create_window: float | str = "2s",
+        writer_lease: float | str = "30s",
+        location_aliases: list[str] | None = None,
+    ) -> None:
+        super().__init__(name)
+        k = f"stores.{name}"
+        parts = urlsplit(auth_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"expected an http(s) URL, got {auth_url!r}", key=f"{k}.auth_url")
+        version = str(auth_version)
+        if version not in ("1", "3"):
+            raise ConfigError(f'must be "1" or "3", got {auth_version!r}', key=f"{k}.auth_version")
+        if (key is None) == (password is None):
+            raise ConfigError("give exactly one of key and password", key=f"{k}.key")
+        secret = key if key is not None else password
+        assert secret is not None
+        if not 0 <= container_seed <= 32:
+            raise ConfigError(f"must be between 0 and 32, got {container_seed}", key=f"{k}.container_seed")
+        self.container = _container_name(container, f"{k}.container")
+        segments = f"{container}_segments" if segment_container is None else segment_container
+        self.segment_container = _container_name(segments, f"{k}.segment_container")
+        if self.segment_container == self.container:
+            raise ConfigError("must differ from container", key=f"{k}.segment_container")
+        self.seed = container_seed
+        self.create_container = create_container
+        self.segment_size = parse_size(segment_size, f"{k}.segment_size")
+        if self.segment_size < 64 << 10:
+            raise ConfigError("must be at least 64K", key=f"{k}.segment_size")
+        self.max_segment_size = (parse_size(max_segment_size, f"{k}.max_segment_size")
+                                 if max_segment_size is not None else None)
+        self.configured_threshold = (parse_size(large_object_threshold, f"{k}.large_object_threshold")
+                                     if large_object_threshold is not None else self.segment_size)
+        self.temp_url_key = temp_url_key
+        self.temp_url_digest = temp_url_digest
+        self.presign_ttl = parse_duration(presign_ttl, f"{k}.presign_ttl")
+        if self.presign_ttl <= 0:
+            raise ConfigError("must be positive", key=f"{k}.presign_ttl")
+        for opt, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if not value > 0:
+                raise ConfigError("must be positive", key=f"{k}.{opt}")
+        window = parse_duration(create_window, f"{k}.create_window")
+        lease = parse_duration(writer_lease, f"{k}.writer_lease")
+        if not window > 0:
+            raise ConfigError("must be positive", key=f"{k}.create_window")
+        if lease < max(6.0, 3 * window):
+            raise ConfigError("must be at least 6s and three create_window", key=f"{k}.writer_lease")
+        self.timing = Timing(window=window, lease=lease)
+        self.auth_url = auth_url
+        self.auth_version = version
+        self.user = user
+        verify: bool | str = cacert if cacert else not insecure
+        timeout = (float(connect_timeout), float(read_timeout))
+        if version == "1":
+            self.auth: SwiftAuth = TempAuth(auth_url, user, secret, label=name, verify=verify, timeout=timeout,
+                                            storage_url=storage_url)
+        else:
+            scope = V3Scope(project_name=project_name, project_id=project_id,
+                            project_domain_name=project_domain_name, project_domain_id=project_domain_id,
+                            user_domain_name=user_domain_name, user_domain_id=user_domain_id, region=region,
+                            interface=interface)
+            if not (project_name or project_id):
+                raise ConfigError("Keystone v3 needs project_name or project_id", key=f"{k}.project_name")
+            self.auth = KeystoneAuth(auth_url, user, secret, scope, label=name, verify=verify, timeout=timeout,
+                                     storage_url=storage_url)
+        self.host = parts.netloc
+        self.aliases = frozenset(location_aliases or ())
+        self.concurrency = self.default_concurrency
+        self.retries, self.retry_backoff = 3, 0.2
+        self.read_piece = 4 * MiB
+        self.http = SwiftHttp(self.auth, pool=2 * self.default_concurrency + 4, connect_timeout=timeout[0],
+                              read_timeout=timeout[1], verify=verify, label=name)
+        # limits, known once open() asked the cluster
+        self.threshold = self.configured_threshold
+        self.max_file_size = _DEFAULT_MAX_FILE
+        self.max_parts = 1000
+        self.max_manifest_size = 8 * MiB
+        self.largest = self.segment_size
+        self.first = self.segment_size
+        self.grow_every = 0
+        self.bulk_delete = False
+        self.presign = False
+        self.presign_reason = "no temp_url_key configured" if temp_url_key is None else "not checked yet"
+        self._ready: set[str] = set()
+        self._ready_lock = threading.Lock()
+
+    # ------------------------------------------------------------ lifecycle
+    def open(self, context: DriverContext) -> Capabilities:
+        """Authenticate, read the cluster's limits, make the containers, check the TempURL key."""
+        self.concurrency = context.concurrency or self.default_concurrency
+        self.retries, self.retry_backoff = context.retries, context.retry_backoff
+        self.read_piece = max(MiB, context.chunk_size)
+        self.http.close()
+        self.http = SwiftHttp(self.auth, pool=2 * self.concurrency + 4, connect_timeout=self.http.timeout[0],
+                              read_timeout=self.http.timeout[1], verify=self.http.verify, label=self.name)
+        account = self.http.request("HEAD", "", op="HEAD account")
+        account.close()
+        if account.status_code // 100 != 2:
+            raise self.http.error(account, "HEAD account")
+        self._limits(self.http.info())
+        if not self.seed:
+            self.ensure(self.place("x"))
+        if self.temp_url_key is not None:
+            self.presign, self.presign_reason = self._check_temp_url_key(account)
+            if not self.presign:
+                log.warning("store %s: locate() gives no URLs: %s", self.name, self.presign_reason)
+        return Capabilities(
+            write=True,
+            range_read=True,
+            cow_clone=False,
+            server_copy=True,
+            direct_access=self.presign,
+            presign=self.presign,
+            atomic_create=True,
+            unknown_size=True,
+            deferred_delete=False,
+            persistent=True,
+            max_object_size=self.max_object_size(),
+        )
+
+    def _limits(self, info: Mapping[str, Any]) -> None:
+        """Segment sizes and counts from the cluster's ``/info`` (Swift's defaults if it hides them)."""
+        swift = info.get("swift") or {}
+        slo = info.get("slo")
+        self.max_file_size = int(swift.get("max_file_size", _DEFAULT_MAX_FILE))
+        self.bulk_delete = "bulk_delete" in info
+        self.threshold = min(self.configured_threshold, self.max_file_size)
+        self.largest = min(self.max_segment_size or self.max_file_size, self.max_file_size)
+        self.first = min(self.segment_size, self.largest)
+        if isinstance(slo, Mapping):
+            self.max_parts = int(slo.get("max_manifest_segments", 1000))
+            self.max_manifest_size = int(slo.get("max_manifest_size", 8 * MiB))
+        else:
+            self.max_parts = 0  # no SLO middleware: every image is one PUT
+        self.grow_every = _grow_every(self.first, self.largest, self._parts_for(255))
+
+    def _parts_for(self, id_length: int) -> int:
+        """Segments a manifest of an id this long may list (count and manifest-size limits)."""
+        if not self.max_parts:
+            return 0
+        path = f"/{self.segment_container}{'_' + 'x' * self.seed if self.seed else ''}/{'x' * id_length}/" \
+               f"{'x' * _TOKEN_LEN}/00000000"
+        entry = len(json.dumps({"path": path, "etag": "0" * 32, "size_bytes": self.largest})) + 2
+        return max(1, min(self.max_parts, (self.max_manifest_size - 2) // entry))
+
+    def part_sizes(self, image_id: str) -> PartSizes:
+        """The segment sizes of an upload of ``image_id``."""
+        parts = self._parts_for(len(image_id))
+        return PartSizes(self.first, grow_every=self.grow_every, largest=self.largest, max_parts=parts or 1)
+
+    def max_object_size(self) -> int:
+        """The largest image this store takes (an SLO of the longest id, or one PUT)."""
+        if not self.max_parts:
+            return self.threshold
+        cap = PartSizes(self.first, grow_every=self.grow_every, largest=self.largest,
+                        max_parts=self._parts_for(255)).capacity() or 0
+        return max(cap, self.threshold)
+
+    def _check_temp_url_key(self, account: Response) -> tuple[bool, str]:
+        """Whether TempURLs signed with our key work: the account has it, or we may set it."""
+        assert self.temp_url_key is not None
+        mine = self.temp_url_key.reveal()
+        keys = {h: account.headers.get(h) for h in ("X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2")}
+        if mine in keys.values():
+            return True, "the account's Temp-URL key"
+        free = [h for h, v in keys.items() if not v]
+        if not free:
+            return False, "the account's Temp-URL-Key and -Key-2 are both set to other keys"
+        resp = self.http.request("POST", "", op="set the account's Temp-URL key", headers={free[0]: mine})
+        resp.close()
+        if resp.status_code // 100 == 2:
+            return True, f"set as the account's {free[0][len('X-Account-Meta-'):]}"
+        return False, f"the account has no such Temp-URL key and setting it was refused ({resp.status_code})"
+
+    def close(self) -> None:
+        """Drop the kept-alive connections."""
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"SwiftDriver({self.name!r}, auth_url={self.auth_url!r}, user={self.user!r}, " \
+               f"container={self.container!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """Where the images are and how they are cut (no key, no token)."""
+        return {
+            "auth_url": self.auth_url, "auth_version": self.auth_version, "user": self.user,
+            "storage_url": self.auth.known_storage_url, "container": self.container,
+            "segment_container": self.segment_container,
+            "container_seed": self.seed, "segment_size": self.first, "max_segment_size": self.largest,
+            "large_object_threshold": self.threshold, "max_segments": self._parts_for(255),
+            "max_object_size": self.max_object_size(), "presign": self.presign, "presign_reason": self.presign_reason,
+            "create_window": self.timing.window, "writer_lease": self.timing.lease,
+        }
+
+    # ------------------------------------------------------------ names
+    def place(self, image_id: str) -> Place:
+        """Where the image of this id lives (its container and segments container)."""
+        suffix = f"_{image_id[:self.seed]}" if self.seed else ""
+        return Place(self.container + suffix, self.segment_container + suffix)
+
+    def location_for(self, image_id: str) -> Location:
+        """``swift://AUTH_HOST/CONTAINER/ID?store=NAME`` (the host part of glance_store's swift URIs)."""
+        validate_image_id(image_id)
+        return Location("swift", self.host, (self.place(image_id).container, image_id), store=self.name)
+
+    def owns(self, location: Location) -> bool:
+        """A swift location of one of this store's containers, at its auth or storage host or an alias."""
+        if location.scheme != "swift" or len(location.path) != 2:
+            return False
+        container, obj = location.path
+        hosts = {self.host, *self.aliases}
+        if self.auth.known_storage_url:
+            hosts.add(urlsplit(self.auth.known_storage_url).netloc)
+        try:
+            validate_image_id(obj)
+        except InvalidLocation:
+            return False
+        return location.host in hosts and self.place(obj).container == container
+
+    def _resolve(self, location: Location) -> tuple[Place, str]:
+        if not self.owns(location):
+            raise InvalidLocation(f"location {location} is not in this swift store (container {self.container!r})",
+                                  store=self.name)
+        obj = location.path[1]
+        return self.place(obj), obj
+
+    def ensure(self, place: Place) -> None:
+        """Make sure both containers exist (creating them if allowed); checked once per process."""
+        for container in (place.container, place.segments):
+            if container in self._ready:
+                continue
+            resp = self.http.request("HEAD", quote_path(container), op=f"HEAD container {container!r}")
+            resp.close()
+            if resp.status_code == 404:
+                if not self.create_container:
+                    raise ConfigError(f"container {container!r} does not exist and create_container is false",
+                                      key=f"stores.{self.name}.container")
+                resp = self.http.request("PUT", quote_path(container), op=f"create container {container!r}")
+                resp.close()
+                if resp.status_code not in (201, 202):
+                    raise self.http.error(resp, f"create container {container!r}")
+            elif resp.status_code // 100 != 2:
+                raise self.http.error(resp, f"HEAD container {container!r}")
+            with self._ready_lock:
+                self._ready.add(container)
+
+    # ------------------------------------------------------------ metadata
+    def meta_headers(self, metadata: Mapping[str, str]) -> dict[str, str]:
+        """The facade's metadata as object headers."""
+        return {f"X-Object-Meta-Image-{_enc_key(k)}": quote(v, safe="") for k, v in metadata.items()}
+
+    def read_meta(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The facade's metadata back from object headers."""
+        return {_dec_key(h[len(META_PREFIX):]): unquote(v) for h, v in headers.items()
+                if h.lower().startswith(META_PREFIX)}
+
+    def _head(self, place: Place, obj: str, *, newest: bool = False) -> Response:
+        resp = self.http.request("HEAD", quote_path(place.container, obj), op=f"HEAD {obj!r}",
+                                 headers={"X-Newest": "true"} if newest else None)
+        resp.close()
+        if resp.status_code == 404:
+            raise NotFound("no such image", store=self.name, image=obj)
+        if resp.status_code // 100 != 2:
+            raise self.http.error(resp, f"HEAD {obj!r}", image=obj)
+        return resp
+
+    def published(self, place: Place, obj: str) -> bool:
+        """Whether an image of this id exists (newest copy), for the claim protocol."""
+        try:
+            self._head(place, obj, newest=True)
+        except NotFound:
+            return False
+        return True
+
+    # ------------------------------------------------------------ data
+    def open_writer(self, image_id: str, size: int | None) -> SwiftWriter:
+        """Start an upload (heartbeat and claim first); AlreadyExists early if the id is taken."""
+        validate_image_id(image_id)
+        place = self.place(image_id)
+        self.ensure(place)
+        if self.published(place, image_id):
+            raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
+        return SwiftWriter(self, image_id, size)
+
+    def stat(self, location: Location) -> Stored:
+        """Size, metadata and version (timestamp and ETag) of the object."""
+        place, obj = self._resolve(location)
+        resp = self._head(place, obj)
+        size = int(resp.headers.get("Content-Length", "0"))
+        version = f"{resp.headers.get('X-Timestamp', '')}:{resp.headers.get('Etag', '').strip(chr(34))}"
+        return Stored(size, self.read_meta(resp.headers), version)
+
+    def layout(self, place: Place, obj: str) -> tuple[int, list[Piece], bool]:
+        """The image's size, the objects that hold its bytes in order, and whether it is plain."""
+        resp = self._head(place, obj)
+        size = int(resp.headers.get("Content-Length", "0"))
+        whole = [Piece(quote_path(place.container, obj), 0, size)]
+        if resp.headers.get("X-Static-Large-Object", "").lower() == "true":
+            got = self.http.request("GET", quote_path(place.container, obj), op=f"GET manifest of {obj!r}",
+                                    params={"multipart-manifest": "get"})
+            if got.status_code != 200:
+                raise self.http.error(got, f"GET manifest of {obj!r}", image=obj)
+            try:
+                entries = got.json()
+            except ValueError:
+                entries = None
+            pieces = pieces_of_manifest(entries, size) if isinstance(entries, list) else None
+            return size, pieces or whole, False
+        manifest = resp.headers.get("X-Object-Manifest")
+        if manifest:
+            container, _, prefix = unquote(manifest).partition("/")
+            pieces, start = [], 0
+            for row in self._listing(container, prefix):
+                pieces.append(Piece(quote_path(container, row["name"]), start, int(row["bytes"])))
+                start += int(row["bytes"])
+            return size, pieces if start == size and pieces else whole, False
+        return size, whole, True
+
+    def open_reader(self, location: Location, offset: int, length: int) -> SwiftReader:
+        """Ranged GETs of the image's segments (or of the object), ``concurrency`` ahead."""
+        place, obj = self._resolve(location)
+        size, pieces, _ = self.layout(place, obj)
+        start = min(offset, size)
+        return SwiftReader(self, obj, pieces, start, max(0, min(length, size - start)))
+
+    def delete(self, location: Location) -> DeleteOutcome:
+        """Delete the object, then exactly the segments it owns (its writer's, in our container)."""
+        place, obj = self._resolve(location)
+        resp = self._head(place, obj)
+        owned: list[str] = []
+        if resp.headers.get("X-Static-Large-Object", "").lower() == "true":
+            writer = writer_of(resp.headers)
+            got = self.http.request("GET", quote_path(place.container, obj), op=f"GET manifest of {obj!r}",
+                                    params={"multipart-manifest": "get"})
+            if got.status_code != 200:
+                raise self.http.error(got, f"GET manifest of {obj!r}", image=obj)
+            mine = f"/{place.segments}/{obj}/{writer}/"
+            owned = [e["name"][len(f"/{place.segments}/"):] for e in got.json()
+                     if writer and isinstance(e, dict) and str(e.get("name", "")).startswith(mine)]
+            segments_in = place.segments
+        elif resp.headers.get("X-Object-Manifest"):
+            container, _, prefix = unquote(resp.headers["X-Object-Manifest"]).partition("/")
+            segments_in = container
+            if container == place.container and prefix == f"{obj}-":  # glance_store's own layout
+                owned = [row["name"] for row in self._listing(container, prefix)]
+        else:
+            segments_in = place.segments
+        gone = self.http.request("DELETE", quote_path(place.container, obj), op=f"DELETE {obj!r}")
+        gone.close()
+        if gone.status_code == 404:
+            raise NotFound("no such image", store=self.name, image=obj)
+        if gone.status_code // 100 != 2:
+            raise self.http.error(gone, f"DELETE {obj!r}", image=obj)
+        if owned:
+            self.delete_objects(segments_in, owned, image=obj)
+        return DeleteOutcome.DELETED
+
+    def delete_objects(self, container: str, names: list[str], *, image: str | None = None) -> int:
+        """Delete objects of one container (missing ones are fine): bulk delete when the
+        cluster has it, else parallel DELETEs. Returns how many existed."""
+        if not names:
+            return 0
+        if self.bulk_delete and len(names) > 1:
+            return sum(self._bulk_delete(container, names[i:i + 1000], image) for i in range(0, len(names), 1000))
+        pool = ThreadParts(self.concurrency, name="imagestore-swift-delete")
+        try:
+            pending = [pool.run(self._delete_one, container, n, image) for n in names]
+            return sum(p.wait() for p in pending)
+        finally:
+            pool.close()
+
+    def _delete_one(self, container: str, name: str, image: str | None) -> int:
+        resp = self.http.request("DELETE", quote_path(container, name), op=f"DELETE segment of {image!r}")
+        resp.close()
+        if resp.status_code == 404:
+            return 0
+        if resp.status_code // 100 != 2:
+            raise self.http.error(resp, f"DELETE segment of {image!r}", image=image)
+        return 1
+
+    def _bulk_delete(self, container: str, names: list[str], image: str | None) -> int:
+        body = "\n".join(quote(f"/{container}/{n}") for n in names).encode()
+        resp = self.http.request("POST", "", op=f"bulk delete of segments of {image!r}", params={"bulk-delete": "1"},
+                                 headers={"Content-Type": "text/plain", "Accept": "application/json"}, data=body)
+        if resp.status_code != 200:
+            raise self.http.error(resp, f"bulk delete of segments of {image!r}", image=image)
+        try:
+            result = resp.json()
+        except ValueError as exc:
+            raise Transient(f"bulk delete of segments of {image!r}: unreadable answer") from exc
+        errors = [e for e in result.get("Errors") or [] if not str(e[1]).startswith("404")]
+        status = str(result.get("Response Status", "200"))
+        if errors or not status.startswith(("200", "400")):
+            first = errors[0] if errors else status
+            raise Transient(f"bulk delete of segments of {image!r}: {len(errors)} failed ({first})")
+        return int(result.get("Number Deleted", 0))
+
+    def _listing(self, container: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every object row of a container listing under ``prefix``, page by page."""
+        marker = ""
+        while True:
+            params = {"format": "json", "prefix": prefix, "marker": marker, "limit": "10000"}
+            resp = self.http.request("GET", quote_path(container), op=f"list {container!r}", params=params)
+            if resp.status_code == 404:
+                resp.close()
+                return
+            if resp.status_code // 100 != 2:
+                raise self.http.error(resp, f"list {container!r}")
+            rows = resp.json() if resp.status_code == 200 else []
+            for row in rows:
+                if "name" in row:
+                    yield row
+            if len(rows) < 10000:
+                return
+            marker = rows[-1]["name"]
+
+    # ------------------------------------------------------------ clones
+    def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
+        """``server_copy`` into a swift store of the same account (each segment copied in Swift)."""
+        if not isinstance(target, SwiftDriver):
+            return ClonePlan(None, f"target store {target.name!r} is not a swift store", "different_backend")
+        place, obj = self._resolve(location)
+        try:
+            here, there = self.auth.storage_url, target.auth.storage_url
+        except (Transient, PermissionDenied) as exc:
+            return ClonePlan(None, f"cannot authenticate to compare the accounts: {exc}", "unreachable")
+        if here != there:
+            return ClonePlan(None, f"different Swift accounts ({here} vs {there})", "different_cluster")
+        size, pieces, plain = self.layout(place, obj)
+        if not plain and len(pieces) == 1 and size > target.max_file_size:
+            return ClonePlan(None, "a manifest with ranges or nested manifests cannot be copied piece by piece",
+                             "no_native_clone")
+        what = "the object" if plain or len(pieces) == 1 else f"each of its {len(pieces)} segments"
+        return ClonePlan("server_copy", f"same Swift account {here}: server-side copy of {what}")
+
+    def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
+        """Copy every segment (or the object) inside Swift into the target's own, then publish."""
+        if request.mode != "server_copy" or not isinstance(target, SwiftDriver):
+            raise Unsupported(f"the swift driver clones only with mode 'server_copy', not {request.mode!r}",
+                              store=self.name)
+        place, obj = self._resolve(location)
+        validate_image_id(request.name)
+        dest = target.place(request.name)
+        target.ensure(dest)
+        if target.published(dest, request.name):
+            raise AlreadyExists("the clone target name is taken", store=target.name, image=request.name)
+        _, pieces, _ = self.layout(place, obj)
+        return SwiftCopy(target, request.name).run(pieces, request.metadata)
+
+    # ------------------------------------------------------------ locate
+    def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
+        """A TempURL (GET, the configured digest) valid ``ttl`` seconds (default ``presign_ttl``)."""
+        place, obj = self._resolve(location)
+        if not self.presign or self.temp_url_key is None:
+            raise Unsupported(f"no TempURLs: {self.presign_reason}", store=self.name, image=obj)
+        self._head(place, obj)
+        base = urlsplit(self.auth.storage_url)
+        expires = int(self.http.server_time() + (ttl if ttl is not None else self.presign_ttl))
+        path = f"{base.path}/{quote_path(place.container, obj)}"
+        signed = generate_temp_url(path, expires, self.temp_url_key.reveal(), "GET", absolute=True,
+                                   digest=self.temp_url_digest)
+        return DirectAccess(kind="url", url=f"{base.scheme}://{base.netloc}{signed}",
+                            expires_at=datetime.fromtimestamp(expires, UTC))
+
+    # ------------------------------------------------------------ sweep
+    def _segment_containers(self) -> list[str]:
+        if not self.seed:
+            return [self.segment_container]
+        found = []
+        for row in self._listing("", prefix=f"{self.segment_container}_"):
+            found.append(row["name"])
+        return found
+
+    def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
+        """Remove dead writers' segments and heartbeats (heartbeat expired, not referenced by
+        the published image, newest part older than ``older_than``) and lapsed claims."""
+        report = SweepReport()
+        for container in self._segment_containers():
+            report += self._sweep_container(container, older_than, deadline)
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        return report
+
+    def _sweep_container(self, container: str, older_than: float, deadline: float | None) -> SweepReport:
+        """One segments container, walked in name order beside its image container's listing:
+        segments of the published image's writer are skipped without a request."""
+        report = SweepReport()
+        now = self.http.server_time()
+        owners = _Owners(self._listing(self._image_container_of(container)))
+        for image_id, rows in _by_image(self._listing(container)):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            owner = owners.writer_of(image_id)
+            writers: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                rest = row["name"][len(image_id) + 1:]
+                if rest == CLAIM:
+                    report += self._sweep_claim(container, row, now)
+                    continue
+                token, _, part = rest.partition("/")
+                if TOKEN_RE.fullmatch(token) and (part == HEARTBEAT or SEGMENT_RE.fullmatch(part)):
+                    writers.setdefault(token, []).append(row)  # anything else is not ours: never touched
+            for token, own in writers.items():
+                if token == owner:
+                    continue
+                try:
+                    report += self._sweep_writer(container, image_id, token, own, now, older_than)
+                except (Transient, ImageStoreError) as exc:
+                    log.warning("store %s: sweeping upload %s of %s failed: %s", self.name, token, image_id, exc)
+        return report
+
+    def _sweep_claim(self, container: str, row: Mapping[str, Any], now: float) -> SweepReport:
+        """Delete a claim whose lease has lapsed (only that one: ``X-If-Delete-At``)."""
+        delete_at = parse_tag(str(row.get("content_type", ""))).get("delete_at", "")
+        if not delete_at.isdigit() or int(delete_at) >= now - self.timing.margin:
+            return SweepReport()
+        resp = self.http.request("DELETE", quote_path(container, row["name"]), op="sweep a lapsed claim",
+                                 headers={"X-If-Delete-At": delete_at})
+        resp.close()
+        return SweepReport(1, 0) if resp.status_code // 100 == 2 else SweepReport()
+
+    def _sweep_writer(self, container: str, image_id: str, token: str, rows: list[dict[str, Any]], now: float,
+                      older_than: float) -> SweepReport:
+        """One writer's objects: kept while young, while its heartbeat lives, or if the image is its."""
+        if now - max(_row_time(r) for r in rows) < older_than:
+            return SweepReport()
+        beat = self.http.request("HEAD", quote_path(container, f"{image_id}/{token}/{HEARTBEAT}"),
+                                 op="sweep: heartbeat", headers={"X-Newest": "true"})
+        beat.close()
+        if beat.status_code == 200:
+            return SweepReport()  # alive: it renews every third of writer_lease
+        if beat.status_code != 404:
+            raise self.http.error(beat, "sweep: heartbeat", image=image_id)
+        try:
+            validate_image_id(image_id)
+            head = self._head(Place(self._image_container_of(container), container), image_id, newest=True)
+            if writer_of(head.headers) == token:
+                return SweepReport()  # just published (the listing had not caught up)
+        except (NotFound, InvalidLocation):
+            pass
+        removed = self.delete_objects(container, [r["name"] for r in rows], image=image_id)
+        return SweepReport(removed, sum(int(r.get("bytes", 0)) for r in rows))
+
+    def _image_container_of(self, segments: str) -> str:
+        """The image container whose segments container is ``segments``."""
+        if segments == self.segment_container:
+            return self.container
+        return self.container + segments[len(self.segment_container):]
+
+
+class _Owners:
+    """The writer of each published image, from an image container listing read as far as needed
+    (segment listings put ``img.x/`` before ``img/``, so rows already passed are remembered)."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
+        self._rows = rows
+        self._seen: dict[str, str | None] = {}
+        self._last = ""
+
+    def writer_of(self, image_id: str) -> str | None:
+        """The writer token of the published image ``image_id``, None if there is none."""
+        while self._last < image_id or not self._last:
+            row = next(self._rows, None)
+            if row is None:
+                break
+            self._last = row["name"]
+            self._seen[self._last] = parse_tag(str(row.get("content_type", ""))).get(IMAGE_WRITER_TAG)
+        return self._seen.get(image_id)
+
+
+def _by_image(rows: Iterator[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Listing rows ``ID/...`` grouped by ID (a listing keeps them together, in name order)."""
+    current: str | None = None
+    group: list[dict[str, Any]] = []
+    for row in rows:
+        image_id, sep, _ = row["name"].partition("/")
+        if not sep:
+            continue  # not one of ours
+        if image_id != current and group:
+            yield current or "", group
+            group = []
+        current = image_id
+        group.append(row)
+    if group and current is not None:
+        yield current, group
+
+
+def _row_time(row: Mapping[str, Any]) -> float:
+    """A listing row's last-modified time, in seconds since the epoch (UTC)."""
+    text = str(row.get("last_modified", ""))
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
+

@@ -1,0 +1,103 @@
+"""Of concurrent adds of one id exactly one wins, on both servers, for both commit paths:
+an inline image (one conditional PutObject) and a multipart upload published by its record
+(radosgw 16.2 ignores If-None-Match on CompleteMultipartUpload; the record's PutObject is
+what is conditional). Many rounds, the writers released together right before they commit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import imagestore
+from imagestore import AlreadyExists
+from tests.services.s3 import S3Server
+
+from .conftest import MiB, Opener, leftovers, payload, s3_spec
+
+ROUNDS = 8
+
+
+def race(store: imagestore.Store, image: str, datas: list[bytes]) -> list[object]:
+    """Add ``image`` from one thread per data, all committing at once; each one's outcome."""
+    barrier = threading.Barrier(len(datas))
+    results: list[object] = [None] * len(datas)
+
+    def source(data: bytes) -> Iterator[bytes]:
+        yield data[: len(data) // 2]
+        yield data[len(data) // 2:]
+        barrier.wait(60)  # every writer has sent everything: now they all commit at once
+
+    def run(i: int) -> None:
+        try:
+            results[i] = store.add(image, source(datas[i]))
+        except BaseException as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(datas))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+@pytest.mark.parametrize("size", [256 * 1024, 6 * MiB + 1], ids=["inline", "record"])
+def test_four_concurrent_adds_one_winner(open_s3: Opener, s3_server: S3Server, s3_bucket: str, size: int) -> None:
+    store = open_s3(part_size="5M")
+    for r in range(ROUNDS):
+        datas = [payload(size, seed=100 * r + i) for i in range(4)]
+        results = race(store, f"race-{r}", datas)
+        winners = [i for i, res in enumerate(results) if isinstance(res, imagestore.ImageInfo)]
+        assert len(winners) == 1, (r, results)
+        assert sum(isinstance(res, AlreadyExists) for res in results) == 3, (r, results)
+        assert store.get(f"race-{r}") == datas[winners[0]]
+    assert leftovers(s3_server.client(), s3_bucket) == []
+
+
+def test_four_processes_add_one_id(s3_server: S3Server, s3_bucket: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four writer processes (no shared lock of any kind), released together by a file."""
+    monkeypatch.setenv("IMAGESTORE_TEST_S3_ACCESS", s3_server.access_key)
+    monkeypatch.setenv("IMAGESTORE_TEST_S3_SECRET", s3_server.secret_key)
+    spec = s3_spec(s3_server, s3_bucket, part_size="5M")
+    go = tmp_path / "go"
+    code = textwrap.dedent(f"""
+        import os, pathlib, sys, time, imagestore
+        n = int(sys.argv[1])
+        store = imagestore.open_store({spec!r}, "main")
+        data = bytes([n]) * (6 << 20)
+        def source():
+            yield data
+            while not pathlib.Path({str(go)!r}).exists():
+                time.sleep(0.005)
+        try:
+            store.add("proc-race", source())
+            print("won")
+        except imagestore.AlreadyExists:
+            print("lost")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], stdout=subprocess.PIPE, text=True)
+             for n in range(4)]
+    try:
+        import time
+
+        time.sleep(3)  # every process has sent its 6 MiB (or is about to)
+        go.write_text("1")
+        outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(outs) == ["lost", "lost", "lost", "won"], outs
+    store = imagestore.open_store(spec, "check")
+    try:
+        assert store.get("proc-race") == bytes([outs.index("won")]) * (6 << 20)
+    finally:
+        store.close()
+    assert leftovers(s3_server.client(), s3_bucket) == []

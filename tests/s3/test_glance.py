@@ -1,0 +1,74 @@
+"""An image glance_store's S3 driver wrote (a plain object at ``bucket/<id>``, recorded by Glance
+as ``s3://KEY:SECRET@host/bucket/<id>``) resolves to the store serving that bucket and reads
+through it, and a store can serve images written either way side by side."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+import imagestore
+from imagestore import AlreadyExists, Unsupported
+from tests.services.s3 import S3Server
+
+from .conftest import MiB, payload, s3_spec
+
+
+@pytest.fixture
+def stores(s3_server: S3Server, s3_bucket: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("IMAGESTORE_TEST_S3_ACCESS", s3_server.access_key)
+    monkeypatch.setenv("IMAGESTORE_TEST_S3_SECRET", s3_server.secret_key)
+    config = {"default": "local", "stores": {"local": {"driver": "file", "root": str(tmp_path / "files")},
+                                             "images": s3_spec(s3_server, s3_bucket)}}
+    with imagestore.Stores(config) as all_stores:
+        yield all_stores
+
+
+@pytest.mark.parametrize("form", ["with keys", "without keys"])
+def test_glance_object_resolves_and_reads(stores: Any, s3_server: S3Server, s3_bucket: str, form: str) -> None:
+    image_id = str(uuid.uuid4())
+    data = payload(3 * MiB + 11, seed=1)
+    s3_server.client().put_object(Bucket=s3_bucket, Key=image_id, Body=data)  # what glance_store does
+    creds = f"{s3_server.access_key}:{s3_server.secret_key}@" if form == "with keys" else ""
+    uri = f"s3://{creds}{s3_server.host}:{s3_server.port}/{s3_bucket}/{image_id}"
+    store, loc = stores.resolve(uri)
+    assert store.name == "images" and loc.image == image_id
+    assert s3_server.secret_key not in str(loc)
+    info = store.stat(loc)
+    assert info.size == len(data) and info.checksums == {}  # glance keeps its checksums in its database
+    with pytest.raises(Unsupported):
+        store.get(loc, verify=True)  # nothing stored to verify against: the caller passes what glance recorded
+    md5 = hashlib.md5(data).hexdigest()
+    with store.open(loc, expected={"md5": md5}) as reader:
+        assert reader.read() == data
+    assert store.get(loc, MiB, 100, verify=False) == data[MiB:MiB + 100]
+    with urllib.request.urlopen(store.locate(loc).url, timeout=30) as resp:  # noqa: S310 - the test server
+        assert resp.read() == data
+    with pytest.raises(AlreadyExists):
+        store.add(image_id, b"x", 1)  # the id is taken by glance's object
+    assert store.delete(loc) is imagestore.DeleteOutcome.DELETED
+    with pytest.raises(imagestore.NotFound):
+        store.stat(loc)
+
+
+def test_imagestore_images_keep_glance_store_layout(stores: Any, s3_server: S3Server, s3_bucket: str) -> None:
+    """A small image is an ordinary object at bucket/<id> (glance_store reads its bytes there);
+    a big one is a record there and its bytes under .imagestore/data/."""
+    store = stores["images"]
+    small = payload(MiB, seed=2)
+    store.add("small", small, len(small))
+    client = s3_server.client()
+    obj = client.get_object(Bucket=s3_bucket, Key="small")
+    assert obj["Body"].read() == small and obj["Metadata"]["imagestore"] == "inline"
+    big = payload(20 * MiB, seed=3)
+    info = store.add("big", iter([big[i:i + MiB] for i in range(0, len(big), MiB)]))
+    head = client.head_object(Bucket=s3_bucket, Key="big")
+    assert head["Metadata"]["imagestore"] == "record" and head["ContentLength"] < 4096
+    token = head["Metadata"]["imagestore-token"]
+    assert client.head_object(Bucket=s3_bucket, Key=f".imagestore/data/big/{token}")["ContentLength"] == len(big)
+    assert stores.resolve(f"s3://{s3_server.host}:{s3_server.port}/{s3_bucket}/big")[0] is store
+    assert store.get(info.location) == big

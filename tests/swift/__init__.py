@@ -1,0 +1,1 @@
+"""Tests of the Swift driver against a real Swift all-in-one (SAIO)."""

@@ -1,0 +1,71 @@
+"""locate(): a TempURL that plain urllib and curl fetch without a token, ranges included."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
+import pytest
+
+import imagestore
+from tests.conformance.suite import chunks, payload
+from tests.services.require import unavailable
+
+from .area import MiB, SwiftArea
+
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def test_tempurl_of_an_slo_with_urllib_and_curl_range(area: SwiftArea) -> None:
+    store = area.store()
+    data = payload(3 * MiB + 100, seed=1)
+    info = store.add("img", chunks(data, MiB))
+    access = store.locate(info.location, ttl=300)
+    assert access.kind == "url" and access.url and access.expires_at is not None
+    assert 240 < (access.expires_at - datetime.now(UTC)).total_seconds() <= 302
+    assert "temp_url_sig=" in access.url and "X-Auth-Token" not in access.url
+    assert area.tempurl_key not in access.url and area.saio.key2 not in access.url
+    with OPENER.open(access.url, timeout=60) as resp:
+        assert resp.read() == data
+    curl = shutil.which("curl")
+    if curl is None:
+        unavailable("curl", "not installed (apt install curl)")
+    assert curl is not None
+    out = subprocess.run([curl, "-sS", "--fail", "--noproxy", "*", "--range", f"{MiB - 10}-{MiB + 9}", access.url],
+                         capture_output=True, timeout=60, check=True)
+    assert out.stdout == data[MiB - 10:MiB + 10]
+
+
+def test_tempurl_expires(area: SwiftArea) -> None:
+    store = area.store()
+    info = store.add("img", b"short-lived", 11)
+    access = store.locate(info.location, ttl=2)
+    assert access.url is not None
+    with OPENER.open(access.url, timeout=60) as resp:
+        assert resp.read() == b"short-lived"
+    time.sleep(3.5)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        OPENER.open(access.url, timeout=60)
+    assert err.value.code == 401
+
+
+def test_default_ttl_and_missing_image(area: SwiftArea) -> None:
+    store = area.store(presign_ttl="10m")
+    info = store.add("img", b"x", 1)
+    access = store.locate(info.location)
+    assert access.expires_at is not None
+    assert 590 < (access.expires_at - datetime.now(UTC)).total_seconds() <= 602
+    with pytest.raises(imagestore.NotFound):
+        store.locate("missing")
+
+
+def test_without_a_temp_url_key_there_is_no_direct_access(area: SwiftArea) -> None:
+    store = area.store(temp_url_key=None)
+    assert not store.capabilities.direct_access and not store.capabilities.presign
+    info = store.add("img", b"x", 1)
+    with pytest.raises(imagestore.Unsupported):
+        store.locate(info.location)
