@@ -1,26 +1,25 @@
-"""A driver-level fault layer for tests: make chosen driver calls raise.
+"""The conformance suite's fault helper: a thin shim over :mod:`imagestore.testing.chaos`.
 
-``inject(store, point, make_error, times=None)`` wraps one call of the store's
-driver (or of the writers and readers it returns) so that it raises
-``make_error()`` the first ``times`` times it is reached (``None``: always),
-and otherwise does the real work. Points name driver calls: ``open_writer``,
-``write``, ``commit``, ``open_reader``, ``read``, ``stat``, ``delete``,
-``locate``, ``plan_clone``, ``clone``, ``sweep``.
+``inject(store, point, make_error, times=None)`` makes one call of the store's
+driver (or of the writers and readers it returns) raise ``make_error()`` the first
+``times`` times it is reached (``None``: always), and otherwise do the real work.
+Points name driver calls: ``open_writer``, ``write``, ``commit``, ``open_reader``,
+``read``, ``stat``, ``delete``, ``locate``, ``plan_clone``, ``clone``, ``sweep``.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import Any
 
 from imagestore import Store
 from imagestore.errors import Transient
+from imagestore.testing.chaos import Chaos, Fault, Raise
 
 POINTS = ("open_writer", "write", "commit", "open_reader", "read", "stat", "delete", "locate", "plan_clone",
           "clone", "sweep")
 
-#: name -> (factory of the injected error, the class the caller must see)
+#: name -> factory of the injected error
 FAULTS: dict[str, Callable[[], BaseException]] = {
     "transient": lambda: Transient("injected: connection timed out"),
     "eio": lambda: OSError(errno.EIO, "Input/output error"),
@@ -30,59 +29,32 @@ FAULTS: dict[str, Callable[[], BaseException]] = {
 
 
 class Injector:
-    """Counts how often a fault fired; ``budget`` None fires forever."""
+    """One injected fault: ``fired`` counts how often it fired; ``budget`` None fires forever."""
 
-    def __init__(self, make_error: Callable[[], BaseException], times: int | None) -> None:
-        self.make_error = make_error
-        self.budget = times
-        self.fired = 0
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
 
-    def maybe_raise(self) -> None:
-        if self.budget is None or self.fired < self.budget:
-            self.fired += 1
-            raise self.make_error()
+    @property
+    def budget(self) -> int | None:
+        return self.fault.times
 
+    @budget.setter
+    def budget(self, value: int | None) -> None:
+        self.fault.times = value
 
-class _Proxy:
-    """A writer or reader whose one method goes through the injector."""
+    @property
+    def fired(self) -> int:
+        return self.fault.fired
 
-    def __init__(self, inner: Any, method: str, injector: Injector) -> None:
-        self._inner = inner
-        self._method = method
-        self._injector = injector
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name != self._method:
-            return attr
-
-        def faulty(*args: Any, **kw: Any) -> Any:
-            self._injector.maybe_raise()
-            return attr(*args, **kw)
-
-        return faulty
+    @fired.setter
+    def fired(self, value: int) -> None:
+        self.fault.fired = value
 
 
 def inject(store: Store, point: str, make_error: Callable[[], BaseException], times: int | None = None) -> Injector:
     """Make ``point`` of ``store``'s driver raise; returns the injector (``fired`` counts)."""
     if point not in POINTS:
         raise ValueError(f"unknown fault point {point!r}")
-    driver = store.driver
-    injector = Injector(make_error, times)
-    if point in ("write", "commit", "read"):
-        opener = "open_writer" if point != "read" else "open_reader"
-        real = getattr(driver, opener)
-
-        def wrapped_open(*args: Any, **kw: Any) -> Any:
-            return _Proxy(real(*args, **kw), point, injector)
-
-        setattr(driver, opener, wrapped_open)
-        return injector
-    real_call = getattr(driver, point)
-
-    def wrapped(*args: Any, **kw: Any) -> Any:
-        injector.maybe_raise()
-        return real_call(*args, **kw)
-
-    setattr(driver, point, wrapped)
-    return injector
+    fault = Fault(point, Raise(make_error, "injected"), times=times)
+    Chaos([fault]).attach(store)
+    return Injector(fault)

@@ -37,7 +37,7 @@ from .store import Store
 from .store_ops import replicate
 from .stores import Stores, open_store
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "CLONE_REASONS",

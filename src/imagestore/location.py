@@ -97,7 +97,7 @@ class Location:
         if not _SCHEME_RE.fullmatch(scheme):
             hint = " (a glance_store URI? use Location.from_glance)" if "+" in scheme else ""
             raise InvalidLocation(f"bad location scheme {parts.scheme!r}{hint}")
-        if "@" in parts.netloc:
+        if "@" in uri.split("?", 1)[0]:  # a secret may hold "/", so "@" can sit past the netloc
             raise InvalidLocation(
                 "credentials are not allowed in a location (Location.from_glance drops them)"
             )

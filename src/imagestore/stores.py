@@ -151,6 +151,11 @@ class Stores(Mapping[str, Store]):
             raise ConfigError(f"configuration file {os.fspath(path)} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{os.fspath(path)} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{os.fspath(path)} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {os.fspath(path)}: "
+                              f"{os.strerror(exc.errno) if exc.errno else exc}") from None
         return cls(data, source=os.fspath(path))
 
     @classmethod

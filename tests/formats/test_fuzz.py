@@ -10,10 +10,10 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagestore.formats import KNOWN_FORMATS
+from imagestore.formats import KNOWN_FORMATS, FormatVerdict
 
 from .builders import verdict_of
-from .conftest import Sample
+from .conftest import CORPUS, Sample
 
 #: Images whose header is at offset 0 (the signature survives truncation).
 TRUNCATABLE = ("qcow2-v2", "qcow2-v3", "qcow2-compressed", "qcow2-4k-clusters", "qcow2-extended-l2",
@@ -99,3 +99,65 @@ def test_random_bytes_behind_a_magic_never_crash(magic: bytes, blob: bytes) -> N
     verdict = _timed(magic + blob)
     if verdict.format != "raw":
         assert not verdict.safe, verdict  # random bytes never make a consistent image
+
+
+# ---------------------------------------------------------------------- every format, bounded memory
+MEMORY_BUDGET = 16 << 20  # bytes the inspector may hold, whatever the image's size
+
+
+@FUZZ
+@given(name=st.sampled_from(CORPUS), head=st.booleans(),
+       edits=st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 255)), min_size=1, max_size=24),
+       chunk=st.sampled_from([1, 4096, 65536, 1 << 20]))
+def test_every_corpus_format_mutated_never_crashes(corpus: dict[str, Sample], name: str, head: bool,
+                                                   edits: list[tuple[int, int]], chunk: int) -> None:
+    """All corpus images, unsafe ones included (backing files, data files, extents), mutated
+    at their start or their end, fed in chunks from 1 byte to 1 MiB."""
+    data = bytearray(_data(corpus, name))
+    if not data:
+        return
+    base = 0 if head else max(0, len(data) - 65536)
+    for offset, value in edits:
+        data[(base + offset) % len(data)] = value
+    if chunk == 1:
+        data = data[:65536]  # byte-at-a-time feeding of the header region only
+    _timed(bytes(data), chunk)
+
+
+def _inspect_stream(head: bytes, total: int, seed: int) -> tuple[int, FormatVerdict]:
+    """Feed ``head`` then random bytes up to ``total``, chunk by chunk (never held at once);
+    the inspector's peak traced allocation and its verdict."""
+    import random
+    import tracemalloc
+
+    from imagestore.formats import StreamInspector
+
+    rng = random.Random(seed)
+    inspector = StreamInspector()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        inspector.feed(memoryview(head))
+        left = total - len(head)
+        while left > 0:
+            piece = rng.randbytes(min(65536, left))
+            inspector.feed(memoryview(piece))
+            left -= len(piece)
+            del piece
+        verdict = inspector.finish()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, verdict
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(name=st.sampled_from(CORPUS), seed=st.integers(0, 1000))
+def test_inspection_memory_is_bounded(corpus: dict[str, Sample], name: str, seed: int) -> None:
+    """A 48 MiB stream whose first 64 KiB are a (real) image header and the rest junk: the
+    inspector's peak memory stays within a fixed budget (it streams; it never buffers the image)."""
+    head = _data(corpus, name)[:65536]
+    peak, verdict = _inspect_stream(head, 48 << 20, seed)
+    assert peak < MEMORY_BUDGET, f"{name}: the inspector held {peak} bytes at once"
+    assert verdict.format is None or verdict.format in KNOWN_FORMATS

@@ -288,22 +288,33 @@ def test_delete_without_children(images: RbdDriver, image_id: str) -> None:
     put(images, image_id, b"again")  # the id is free
 
 
-def test_delete_refused_by_a_watcher_keeps_the_image(ceph_cluster: CephCluster, images: RbdDriver,
-                                                     image_id: str) -> None:
-    """Another client holding the image open makes the delete fail; the image stays whole."""
+def test_delete_while_another_client_reads(ceph_cluster: CephCluster, images: RbdDriver, image_id: str) -> None:
+    """Like an unlinked file: the name goes at once, a client that has the image open reads it
+    to the end, and sweep purges the bits once that client is gone."""
     data = data_of(3 * MiB, seed=31)
     loc = put(images, image_id, data)
     store = Store(images, StoreSettings(retries=1, retry_backoff=0.01))
     other = opened(ceph_cluster, "images", name="other")
     try:
-        # a read-write open registers a watcher
-        with other.cluster.open("images", image_id), pytest.raises(BackendUnavailable, match="open elsewhere"):
-            store.delete(loc)
-        assert read_all(images, loc) == data
-        assert store.stat(loc).size == len(data)
+        reader = other.open_reader(loc, 0, len(data))
+        first = reader.read(1 << 20)
         assert store.delete(loc) == "deleted"
+        with pytest.raises(NotFound):
+            store.stat(loc)
+        rest = b""
+        while chunk := reader.read(1 << 20):
+            rest += chunk
+        assert first + rest == data
+        reader.close()
     finally:
         other.close()
+    images.min_temp_age = 0
+    deadline = time.monotonic() + 60
+    while any(e.name == image_id for e in images.cluster.trash_list("images")):
+        assert time.monotonic() < deadline, "the trashed image was never purged"
+        images.sweep(0)
+        time.sleep(0.5)
+    put(images, image_id, b"the id is free")
 
 
 def test_delete_with_children(ceph_cluster: CephCluster, images: RbdDriver, vms: RbdDriver, image_id: str) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import (
     ClientError,
+    ConnectionClosedError,
     HTTPClientError,
     IncompleteReadError,
     ReadTimeoutError,
@@ -46,6 +47,7 @@ from .s3 import Radosgw, S3Server
 
 MiB = 1 << 20
 NO_RETRY: dict[str, Any] = {"retries": {"total_max_attempts": 1}}
+CLOSED = 0  # "status" of a request the server answered by closing the connection
 
 
 def outcome(fn: Callable[..., Any], **kwargs: Any) -> tuple[int, str]:
@@ -222,7 +224,7 @@ class Behaviour:
     location_constraint_other_region: tuple[int, str]
     upload_part_after_abort: tuple[int, str]
     complete_response_etag_empty: bool
-    metadata_refusal: int  # status when the header block with the metadata is too large
+    metadata_refusals: frozenset[int]  # how a too large header block is refused (CLOSED: no response)
     metadata_single_value_max: tuple[int, int]  # bounds of the largest accepted single value
     keep_alive: bool  # False: "Connection: close" on every response, one connection per request
     list_parts_after_abort: tuple[int, str]
@@ -245,7 +247,7 @@ EXPECTED = {
         location_constraint_other_region=(200, ""),
         upload_part_after_abort=(500, "500"),
         complete_response_etag_empty=False,
-        metadata_refusal=431,  # werkzeug: one header line over 64 KiB (or over 100 headers)
+        metadata_refusals=frozenset({431}),  # werkzeug: one header line over 64 KiB (or over 100 headers)
         metadata_single_value_max=(60_000, 65_536),
         keep_alive=False,  # werkzeug's development server
         list_parts_after_abort=(404, "NoSuchUpload"),
@@ -266,7 +268,9 @@ EXPECTED = {
         location_constraint_other_region=(400, "InvalidLocationConstraint"),
         upload_part_after_abort=(404, "NoSuchUpload"),
         complete_response_etag_empty=True,
-        metadata_refusal=400,  # beast: the whole request header block over ~16 KiB, no S3 error body
+        # beast: the whole request header block over ~16 KiB; a 400 without S3 error body, or, when
+        # the refusal races the rest of the request, the connection closed before any response
+        metadata_refusals=frozenset({400, CLOSED}),
         metadata_single_value_max=(12_000, 16_384),
         keep_alive=True,
         list_parts_after_abort=(404, "NoSuchKey"),
@@ -427,7 +431,10 @@ def test_user_metadata_size_limit(s3_server: S3Server, s3_bucket: str) -> None:
     refusals: set[int] = set()
 
     def accepted(n: int) -> bool:
-        got = outcome(s3.put_object, Bucket=s3_bucket, Key="m", Body=b"", Metadata={"v": "x" * n})
+        try:
+            got = outcome(s3.put_object, Bucket=s3_bucket, Key="m", Body=b"", Metadata={"v": "x" * n})
+        except ConnectionClosedError:
+            got = (CLOSED, "")
         if got[0] != 200:
             refusals.add(got[0])
         return got[0] == 200
@@ -439,7 +446,7 @@ def test_user_metadata_size_limit(s3_server: S3Server, s3_bucket: str) -> None:
         lo, hi = (mid, hi) if accepted(mid) else (lo, mid)
     low, high = want.metadata_single_value_max
     assert low <= lo < high, f"largest accepted single metadata value: {lo} bytes"
-    assert refusals == {want.metadata_refusal}
+    assert refusals and refusals <= want.metadata_refusals, refusals
 
 
 def test_radosgw_swift_credentials(radosgw: Radosgw) -> None:

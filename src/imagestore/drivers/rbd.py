@@ -11,6 +11,7 @@ trash on delete and purged when its last clone goes.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import threading
@@ -39,6 +40,7 @@ from .rbdlib import Cluster, Image, ParentSpec
 
 __all__ = ["RbdDriver"]
 
+log = logging.getLogger("imagestore")
 TMP_PREFIX = ".tmp."
 MIMIC = 13  # the Ceph release from which librbd makes clone v2 ("auto" clone format)
 _FLATTEN_RE = re.compile(r"never|always|max_depth=(\d+)")
@@ -315,16 +317,18 @@ class RbdDriver(Driver):
         return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)}, version)
 
     def delete(self, location: Location) -> DeleteOutcome:
-        """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse."""
-        pool, name, snap = self._resolve(location)
-        with self.cluster.open(pool, name) as img:
+        """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse.
+
+        The one step that removes the name is ``rbd_trash_move``: a delete killed
+        at any later point leaves a trash entry (never a visible image without its
+        snapshot), which ``sweep`` purges once no clone depends on it and no client
+        has it open.
+        """
+        pool, name, _ = self._resolve(location)
+        with self.cluster.open(pool, name, read_only=True) as img:
             children = self._children(img)
-            parent = img.parent() if not children else None
-            if not children:
-                for _, snap, _ in img.snap_list():
-                    if img.snap_is_protected(snap):
-                        img.snap_unprotect(snap)
-                    img.snap_remove(snap)
+            image_id = img.image_id()
+            parent = img.parent()
         if children:
             v1 = [c for c in children if not self._is_v2_child(c)]
             if v1:
@@ -335,29 +339,18 @@ class RbdDriver(Driver):
                     store=self.name,
                     image=name,
                 )
-            self.cluster.trash_move(pool, name)
+        # NotFound if a concurrent delete moved it first. A client that has the image open
+        # keeps reading it (as an unlinked file); its purge then waits for sweep.
+        self.cluster.trash_move(pool, name)
+        if children:
             return DeleteOutcome.DEFERRED
         try:
-            self.cluster.remove(pool, name)
-        except InUse as exc:  # a watcher (another client has it open): retry later
-            self._restore_snapshot(pool, name, snap)
-            raise Transient(f"image {name!r} is still open elsewhere: {exc}") from exc
-        if parent is not None and parent.trash:
-            try:
+            self._purge_trashed(pool, image_id)
+            if parent is not None and parent.trash:
                 self._purge_trashed(parent.pool, parent.image_id)
-            except (InUse, NotFound):
-                pass
+        except (InUse, NotFound, Transient, rbdlib.RbdError) as exc:  # the name is gone; sweep finishes
+            log.info("store %s: %s moved to the trash; its purge is left to sweep (%s)", self.name, name, exc)
         return DeleteOutcome.DELETED
-
-    def _restore_snapshot(self, pool: str, name: str, snap: str) -> None:
-        """Put back the protected snapshot of an image whose removal was refused.
-
-        The image's data has not changed since it was published, so the new
-        snapshot holds the same bytes and the image stays readable and clonable.
-        """
-        with self.cluster.open(pool, name) as img:
-            img.snap_create(snap)
-            img.snap_protect(snap)
 
     # -- clones ----------------------------------------------------------------------
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
@@ -393,6 +386,8 @@ class RbdDriver(Driver):
         if request.mode != "cow":
             raise Unsupported(f"the rbd driver clones only with mode 'cow', not {request.mode!r}", store=self.name)
         plan = self.plan_clone(location, target)
+        if plan.code == "snapshot_missing":  # deleted since it was planned
+            raise NotFound(f"the source is gone: {plan.reason}", store=self.name, image=location.image)
         if plan.mode != "cow" or not isinstance(target, RbdDriver):
             raise Unsupported(f"cannot clone natively: {plan.reason}", store=self.name, image=location.image)
         validate_image_id(request.name)
@@ -408,7 +403,13 @@ class RbdDriver(Driver):
                 f"cannot clone into a smaller size ({request.size} < {src_size} bytes)", store=self.name, image=name
             )
         tmp = target._tmp_name(request.name)
-        tc.clone(pool, name, snap, target.pool, tmp, order=target.order)
+        try:
+            tc.clone(pool, name, snap, target.pool, tmp, order=target.order)
+        except (rbdlib.RbdError, NotFound) as exc:
+            # EINVAL/ENOENT when the source's snapshot was unprotected or removed meanwhile
+            if not self._exists(pool, name, snap):
+                raise NotFound("the source was deleted during the clone", store=self.name, image=name) from exc
+            raise
         try:
             with tc.open(target.pool, tmp) as child:
                 if request.size is not None and request.size != src_size:
