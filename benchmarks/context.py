@@ -6,9 +6,10 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .figures import LoadMeter, gib_label
 
@@ -126,3 +127,20 @@ def settle(ctx: Context | None = None) -> None:
             break
     stats["quiet"] += quiet
     stats["waited_s"] = round(stats["waited_s"] + time.monotonic() - start, 1)
+
+
+Part = Callable[[Context, list[dict[str, Any]]], dict[str, Any]]
+
+
+def run_parts(ctx: Context, scenario: str, parts: Iterable[tuple[str, Part]]) -> dict[str, Any]:
+    """Each ``(name, part)`` of a legacy scenario; a failing part is an error entry, the others still run."""
+    out: dict[str, Any] = {}
+    targets: list[dict[str, Any]] = []
+    for name, part in parts:
+        try:
+            out[name] = part(ctx, targets)
+        except Exception as exc:  # reported; the other parts still run
+            ctx.log(f"{scenario}/{name} failed: {exc!r}")
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    out["targets"] = targets
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 from typing import Any
@@ -38,6 +39,28 @@ def target(ident: str, description: str, value: float, op: str, limit: float) ->
     met = value >= limit if op == ">=" else value <= limit
     return {"id": ident, "description": description, "value": round(value, 4), "op": op,
             "limit": limit, "met": bool(met)}
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``64M``, ``2G``, ``1.5G``, ``4096``: binary units (K/M/G/T, optional ``iB``/``B``) to bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 64M, 1G, 2.5G or a byte count)")
+    value = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if value <= 0:
+        raise ValueError(f"a size must be positive: {text!r}")
+    return value
+
+
+def size_label(nbytes: int) -> str:
+    """``64M``, ``1G``, ``1.5G``: the size as ``--size`` takes it."""
+    for unit, factor in (("G", GiB), ("M", MiB), ("K", 1 << 10)):
+        if nbytes >= factor:
+            return f"{nbytes / factor:g}{unit}"
+    return str(nbytes)
 
 
 def gib_label(nbytes: int) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import imagestore
 
-from .context import Context
+from .context import Context, run_parts
 from .figures import gib_label, ratio, target
 from .stores import file_store, remove_tree, timed
 
@@ -30,18 +30,8 @@ HIT_RUNS = 200
 
 def run(ctx: Context, parts: list[str] | None = None) -> dict[str, Any]:
     """The three figures; a part that fails is reported without hiding the others."""
-    out: dict[str, Any] = {}
-    targets: list[dict[str, Any]] = []
-    for name, part in (("miss", miss_figure), ("sparse", sparse_figure)):
-        if parts and name not in parts:
-            continue
-        try:
-            out[name] = part(ctx, targets)
-        except Exception as exc:  # reported; the other parts still run
-            ctx.log(f"cache/{name} failed: {exc!r}")
-            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    out["targets"] = targets
-    return out
+    return run_parts(ctx, "cache", [(name, part) for name, part in (("miss", miss_figure), ("sparse", sparse_figure))
+                                    if not parts or name in parts])
 
 
 def _hit_seconds(cache: imagestore.ImageCache, ref: str, expected: dict[str, str]) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 from imagestore.hashing import strongest
 
 from . import baselines, rss
-from .context import Context, warm
+from .context import Context, run_parts, warm
 from .figures import gib_label, ratio, summarize, target
 from .stores import drain, file_store, remove_tree, timed
 
@@ -29,19 +29,8 @@ CLONE_RUNS = 5
 
 def run(ctx: Context) -> dict[str, Any]:
     """All four figures; a part that fails is reported as an error without hiding the others."""
-    out: dict[str, Any] = {}
-    targets: list[dict[str, Any]] = []
-    parts: list[tuple[str, Callable[[Context, list[dict[str, Any]]], dict[str, Any]]]] = [
-        ("add", add_figure), ("read", read_figure), ("rss", rss_figure), ("clone", clone_figure),
-    ]
-    for name, part in parts:
-        try:
-            out[name] = part(ctx, targets)
-        except Exception as exc:  # reported; the other parts still run
-            ctx.log(f"file/{name} failed: {exc!r}")
-            out[name] = {"error": f"{type(exc).__name__}: {exc}"}
-    out["targets"] = targets
-    return out
+    return run_parts(ctx, "file", [("add", add_figure), ("read", read_figure), ("rss", rss_figure),
+                                   ("clone", clone_figure)])
 
 
 # ---------------------------------------------------------------- 1. add

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,8 +23,10 @@ from typing import Any
 
 try:
     from .figures import target
+    from .services import free_ports, read_env
 except ImportError:  # run as a script
     from figures import target  # type: ignore[no-redef]
+    from services import free_ports, read_env  # type: ignore[no-redef]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -68,27 +68,6 @@ print(json.dumps({"baseline_mib": base, "peak_half_mib": marks["half"], "peak_mi
 """
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _read_env(workdir: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in (workdir / "env").read_text().splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, _, value = words[1].partition("=")
-            env[name] = value
-    return env
-
-
 class Saio:
     """A SAIO for the benchmark: reused from a DIR, or started (and later stopped) here."""
 
@@ -101,14 +80,14 @@ class Saio:
             self.dir = Path(tempfile.mkdtemp(prefix="swift-bench-", dir="/tmp"))
             names = ("SWIFT_PROXY_PORT", "SWIFT_OBJECT_PORT", "SWIFT_CONTAINER_PORT", "SWIFT_ACCOUNT_PORT",
                      "SWIFT_MEMCACHED_PORT")
-            env = {**os.environ, **dict(zip(names, map(str, _free_ports(5)), strict=True)), "SWIFT_NODE_TIMEOUT": "10"}
+            env = {**os.environ, **dict(zip(names, map(str, free_ports(5)), strict=True)), "SWIFT_NODE_TIMEOUT": "10"}
             log(f"swift: starting a SAIO in {self.dir}")
             proc = subprocess.run(["bash", str(SCRIPTS / "swift-start.sh"), str(self.dir)], env=env, text=True,
                                   capture_output=True, timeout=900)
             if proc.returncode != 0:
                 raise RuntimeError(f"swift-start.sh failed: {proc.stderr[-2000:]}")
             self.owned = self.dir
-        self.env = _read_env(self.dir)
+        self.env = read_env(self.dir / "env")
         for var in ("NO_PROXY", "no_proxy"):
             os.environ[var] = "127.0.0.1,localhost"
         os.environ[KEY_ENV] = self.env["ST_KEY"]

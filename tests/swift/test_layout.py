@@ -269,3 +269,28 @@ def test_sweep_leaves_what_other_tools_put_in_the_segments_container(area: Swift
     assert store.sweep(0).removed == 0
     assert sorted(r["name"] for r in area.objects(segments)) == before
     assert area.conn.get_object(container, "cli.img")[1] == data
+
+
+def test_heartbeat_left_beside_a_published_image_is_swept_its_segments_never(area: SwiftArea) -> None:
+    """A writer killed after its manifest went in (or whose PUT the proxy finished after the
+    client died) leaves its heartbeat beside the image's segments: sweep removes it alone."""
+    store = area.store()
+    data = payload(3 * MiB + 7, seed=11)
+    info = store.add("published", chunks(data, 400_001))
+    container, segments = area.container(), area.container() + "_segments"
+    token = area.conn.head_object(container, "published")["x-object-meta-imagestore-writer"]
+    beat = f"published/{token}/live"
+    area.conn.put_object(segments, beat, contents=b"", content_type="application/x-imagestore-live")
+    before = sorted(r["name"] for r in area.objects(segments))
+    assert beat in before and len(before) == 5
+    assert store.sweep(3600).removed == 0  # young
+    removed, deadline = 0, time.monotonic() + 10
+    while removed == 0 and time.monotonic() < deadline:  # the proxy's Date has 1 s resolution: a row
+        removed = store.sweep(0).removed  # written just now may seem up to 1 s in the future
+        time.sleep(0.2)
+    assert removed == 1
+    assert store.sweep(0).removed == 0
+    assert sorted(r["name"] for r in area.objects(segments)) == [n for n in before if n != beat]
+    assert store.get(info.location) == data
+    store.delete(info.location)
+    assert area.leftovers() == []

@@ -678,8 +678,9 @@ class SwiftDriver(Driver):
                 if TOKEN_RE.fullmatch(token) and (part == HEARTBEAT or SEGMENT_RE.fullmatch(part)):
                     writers.setdefault(token, []).append(row)  # anything else is not ours: never touched
             for token, own in writers.items():
-                if token == owner:
-                    continue
+                if token == owner:  # the published image's segments stay; a heartbeat its
+                    report += self._sweep_owner_beat(container, image_id, own, now, older_than)
+                    continue  # writer died before removing it has no use left
                 try:
                     report += self._sweep_writer(container, image_id, token, own, now, older_than)
                 except (Transient, ImageStoreError) as exc:
@@ -695,6 +696,15 @@ class SwiftDriver(Driver):
                                  headers={"X-If-Delete-At": delete_at})
         resp.close()
         return SweepReport(1, 0) if resp.status_code // 100 == 2 else SweepReport()
+
+    def _sweep_owner_beat(self, container: str, image_id: str, rows: list[dict[str, Any]], now: float,
+                          older_than: float) -> SweepReport:
+        """The heartbeat left beside a published image's segments (writer killed once the
+        manifest was in): deleted once older than ``older_than``; the segments never."""
+        beats = [r for r in rows if r["name"].rpartition("/")[2] == HEARTBEAT and now - _row_time(r) >= older_than]
+        if not beats:
+            return SweepReport()
+        return SweepReport(self.delete_objects(container, [r["name"] for r in beats], image=image_id), 0)
 
     def _sweep_writer(self, container: str, image_id: str, token: str, rows: list[dict[str, Any]], now: float,
                       older_than: float) -> SweepReport:

@@ -39,7 +39,7 @@ from types import FrameType
 from typing import Any
 
 import imagestore
-from imagestore import ChecksumMismatch, DeleteOutcome, ImageStoreError, InUse, NotFound, Store
+from imagestore import AlreadyExists, ChecksumMismatch, DeleteOutcome, ImageStoreError, InUse, NotFound, Store
 
 from .backends import STORES, Backend, visible
 from .chaos import Chaos, Fault, Kill
@@ -334,8 +334,12 @@ class CrashSweep:
         point.violations.append(f"{label}: {state} {detail}".strip())
         return state
 
-    def _again(self, point: Point, what: str, fn: Callable[[], object], *, later: bool = False) -> None:
+    def _again(self, point: Point, what: str, fn: Callable[[], object], *, later: bool = False,
+               landed: tuple[str, str] | None = None) -> None:
         """The operation run again after the crash must work: nothing is left stuck.
+
+        ``landed``: the image the operation makes; AlreadyExists is no violation when it is
+        intact by now (a server may finish a request whose client was killed after sending it).
 
         ``later``: only once the dead child's watches have lapsed (in :meth:`finish`), since
         a backend may refuse to remove an image a dead client still seems to hold open."""
@@ -344,6 +348,10 @@ class CrashSweep:
             return
         try:
             fn()
+        except AlreadyExists as exc:
+            if landed is None or self._state(*landed)[0] != "intact":
+                self.tally.stuck += 1
+                point.violations.append(f"running {what} again failed: {type(exc).__name__}: {exc}")
         except ImageStoreError as exc:
             self.tally.stuck += 1
             point.violations.append(f"running {what} again failed: {type(exc).__name__}: {exc}")
@@ -354,14 +362,16 @@ class CrashSweep:
         if op in ("add", "add_unknown_size"):
             if self._require(point, "images", ids["new"], may_be_absent=True) == "absent":
                 data = self._expect[("images", ids["new"])]
-                self._again(point, "add", lambda: images.add(ids["new"], chunks(data, self.piece), len(data)))
+                self._again(point, "add", lambda: images.add(ids["new"], chunks(data, self.piece), len(data)),
+                            landed=("images", ids["new"]))
                 self._require(point, "images", ids["new"], may_be_absent=False)
         elif op in ("clone", "clone_stream"):
             self._require(point, "images", ids["src"], may_be_absent=False)
             if self._require(point, "vms", ids["new"], may_be_absent=True) == "absent":
                 stream = op == "clone_stream"
                 self._again(point, "clone", lambda: images.clone(ids["src"], vms, name=ids["new"],
-                                                                 mode="stream" if stream else "auto"))
+                                                                 mode="stream" if stream else "auto"),
+                            landed=("vms", ids["new"]))
                 self._require(point, "vms", ids["new"], may_be_absent=False)
         elif op in ("delete", "delete_parent"):
             if op == "delete_parent":
@@ -374,7 +384,8 @@ class CrashSweep:
             new = self._require(point, "vms", ids["new"], may_be_absent=True)
             src = self._require(point, "images", ids["src"], may_be_absent=True)
             if new == "absent" and src == "intact":
-                self._again(point, "clone", lambda: images.clone(ids["src"], vms, name=ids["new"]))
+                self._again(point, "clone", lambda: images.clone(ids["src"], vms, name=ids["new"]),
+                            landed=("vms", ids["new"]))
                 self._require(point, "vms", ids["new"], may_be_absent=False)
         elif op == "sweep":
             self._require(point, "images", ids["keep"], may_be_absent=False)

@@ -159,13 +159,18 @@ def check_config(config: Mapping[str, Any]) -> None:
     assert SECRET not in repr(stores) or _secret_is_a_name(config)
 
 
+#: the options that drivers declare secret (``Option(secret=True)``): never echoed
+SECRET_KEYS = frozenset({"access_key", "secret_key", "key", "password", "temp_url_key"})
+
+
 def _secret_is_a_name(config: Mapping[str, Any]) -> bool:
-    """The secret planted as a store name, driver name or default: not a secret there."""
+    """The secret planted as a store name, driver name or default, or as the value of an
+    ordinary key (whose bad values errors quote to say what is wrong): not a secret there."""
     stores = config.get("stores", {})
     names = [*stores, config.get("default")] if isinstance(stores, Mapping) else []
-    drivers = [t.get("driver") for t in stores.values() if isinstance(t, Mapping)] if isinstance(stores, Mapping) \
-        else []
-    return SECRET in names or SECRET in drivers or any(isinstance(k, str) and SECRET in k for k in config)
+    tables = [t for t in stores.values() if isinstance(t, Mapping)] if isinstance(stores, Mapping) else []
+    ordinary = [v for t in tables for k, v in t.items() if k not in SECRET_KEYS]
+    return (SECRET in names or SECRET in ordinary or any(isinstance(k, str) and SECRET in k for k in config))
 
 
 def check_config_text(data: bytes, workdir: Path) -> None:
