@@ -38,27 +38,14 @@ from imagestore.testing.crash import OPS, WRITES, CrashSweep
 from imagestore.testing.faultrun import fault_run
 from imagestore.testing.load import load_run
 
+from .services import free_port, free_ports, read_env
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 REPO = Path(__file__).resolve().parents[1]
 FULL: dict[str, Any] = {"calls_per_op": 14, "bytes_per_write": 4, "fault_rounds": 5, "load_seconds": 20.0,
                         "fuzz_examples": 2000, "inspector_examples": 400}
 QUICK: dict[str, Any] = {"calls_per_op": 1, "bytes_per_write": 1, "fault_rounds": 1, "load_seconds": 3.0,
                          "fuzz_examples": 50, "inspector_examples": 20}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line[len("export "):].partition("=")
-            out[key] = value.strip("'\"")
-    return out
 
 
 class Services:
@@ -83,7 +70,7 @@ class Services:
         if reuse:
             return Path(reuse)
         d = Path(tempfile.mkdtemp(prefix=f"hceph{kind}-", dir="/tmp"))
-        failure = self._run("ceph-start.sh", d, {"CEPH_MON_PORT": str(_free_port()),
+        failure = self._run("ceph-start.sh", d, {"CEPH_MON_PORT": str(free_port()),
                                                  "CEPH_MIN_COMPAT_CLIENT": "mimic" if kind == "v2" else ""})
         self.stops.append(lambda: self._run("ceph-stop.sh", d, {}))
         if failure:
@@ -104,21 +91,21 @@ class Services:
         if cluster is None:
             self.skipped["s3-radosgw"] = "no Ceph cluster"
             return None
-        env = _env_file(cluster / "env")
+        env = read_env(cluster / "env")
         if "CEPH_RGW_ENDPOINT" not in env:
-            failure = self._run("ceph-rgw-start.sh", cluster, {"CEPH_RGW_PORT": str(_free_port())})
+            failure = self._run("ceph-rgw-start.sh", cluster, {"CEPH_RGW_PORT": str(free_port())})
             if failure:
                 self.skipped["s3-radosgw"] = failure
                 return None
             if os.environ.get("IMAGESTORE_CEPH_V2_DIR"):  # else ceph-stop.sh stops it with our cluster
                 self.stops.append(lambda: self._run("ceph-rgw-stop.sh", cluster, {}))
-            env = _env_file(cluster / "env")
+            env = read_env(cluster / "env")
         self.secrets += [env["CEPH_RGW_SECRET_KEY"], env["CEPH_RGW_ACCESS_KEY"]]
         return S3Backend(env["CEPH_RGW_ENDPOINT"], env["CEPH_RGW_ACCESS_KEY"], env["CEPH_RGW_SECRET_KEY"],
                          base=f"hard-{uuid.uuid4().hex[:8]}", label="radosgw")
 
     def moto(self) -> Backend | None:
-        port = _free_port()
+        port = free_port()
         log = open(self.workdir / "moto.log", "wb")  # noqa: SIM115 - closed by the stop
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -152,7 +139,7 @@ class Services:
             d = Path(tempfile.mkdtemp(prefix="hswift-", dir="/tmp"))
             names = ("SWIFT_PROXY_PORT", "SWIFT_OBJECT_PORT", "SWIFT_CONTAINER_PORT", "SWIFT_ACCOUNT_PORT",
                      "SWIFT_MEMCACHED_PORT")
-            env = {n: str(_free_port()) for n in names}
+            env = {n: str(port) for n, port in zip(names, free_ports(len(names)), strict=True)}
             env.update(SWIFT_NODE_TIMEOUT="3", SWIFT_CONSTRAINTS="", SWIFT_MAX_MANIFEST_SEGMENTS="1000",
                        SWIFT_MAX_MANIFEST_SIZE=str(8 << 20))
             failure = self._run("swift-start.sh", d, env)
@@ -162,7 +149,7 @@ class Services:
                 return None
         for var in ("NO_PROXY", "no_proxy"):
             os.environ[var] = ",".join(filter(None, [os.environ.get(var, ""), "127.0.0.1", "localhost"]))
-        env = _env_file(d / "env")
+        env = read_env(d / "env")
         self.secrets.append(env["SWIFT_KEY2"])
         return SwiftBackend(env["ST_AUTH"], env["SWIFT_USER2"], env["SWIFT_KEY2"], base=f"hard-{uuid.uuid4().hex[:8]}")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,16 +32,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+try:
+    from .services import free_port
+except ImportError:  # run as a script
+    from services import free_port  # type: ignore[no-redef]
+
 GiB, MiB = 1 << 30, 1 << 20
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 _CLIENT_OPTS = ("signature_version='s3v4', s3={'addressing_style': 'path'}, "
                 "request_checksum_calculation='when_required', response_checksum_validation='when_required'")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(endpoint: str) -> bool:
@@ -97,7 +95,7 @@ def moto() -> Iterator[Server]:
     if reuse:
         yield Server("moto", reuse.rstrip("/"), "imagestore-access", "imagestore-secret")
         return
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="moto-bench-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -127,7 +125,7 @@ def radosgw(osd_mib: int) -> Iterator[Server]:
     started = False
     try:
         if not reuse:
-            env = {**os.environ, "CEPH_MON_PORT": str(_free_port()), "CEPH_OSD_SIZE_MB": str(osd_mib)}
+            env = {**os.environ, "CEPH_MON_PORT": str(free_port()), "CEPH_OSD_SIZE_MB": str(osd_mib)}
             subprocess.run(["bash", str(SCRIPTS / "ceph-start.sh"), str(directory)], env=env, check=True,
                            capture_output=True, timeout=900)
             started = True
@@ -136,7 +134,7 @@ def radosgw(osd_mib: int) -> Iterator[Server]:
                 subprocess.run(["ceph", "-c", conf, "config", "set", "global", key, value], check=True,
                                capture_output=True, timeout=60)
         if "CEPH_RGW_ENDPOINT" not in _env_file(directory):
-            env = {**os.environ, "CEPH_RGW_PORT": str(_free_port())}
+            env = {**os.environ, "CEPH_RGW_PORT": str(free_port())}
             subprocess.run(["bash", str(SCRIPTS / "ceph-rgw-start.sh"), str(directory)], env=env, check=True,
                            capture_output=True, timeout=900)
         e = _env_file(directory)

@@ -41,6 +41,11 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def free_port() -> int:
+    """One port free on 127.0.0.1 right now."""
+    return free_ports(1)[0]
+
+
 def read_env(path: Path) -> dict[str, str]:
     """The ``export NAME=VALUE`` lines of a service's DIR/env."""
     env: dict[str, str] = {}

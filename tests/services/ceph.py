@@ -17,7 +17,6 @@ at the end (scripts/ceph-rgw-stop.sh), leaving the cluster running.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .ports import free_port
 from .require import unavailable
 
 if TYPE_CHECKING:  # s3.py imports this module; it is imported here only when radosgw is asked for
@@ -79,12 +79,6 @@ class CephCluster:
         return proc.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _read_env(directory: Path) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in (directory / "env").read_text().splitlines():
@@ -121,7 +115,7 @@ class _Clusters:
                     self.failures[kind] = f"{reuse} is not a running ceph-start.sh cluster: {exc}"
                 continue
             d = Path(tempfile.mkdtemp(prefix=f"ceph-{kind}-", dir="/tmp"))
-            env = {**os.environ, "CEPH_MON_PORT": str(_free_port()), "CEPH_MIN_COMPAT_CLIENT": compat}
+            env = {**os.environ, "CEPH_MON_PORT": str(free_port()), "CEPH_MIN_COMPAT_CLIENT": compat}
             procs[kind] = (subprocess.Popen(["bash", str(SCRIPTS / "ceph-start.sh"), str(d)], env=env,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), d)
             self.owned.append(d)
@@ -183,7 +177,7 @@ class _Clusters:
         """Run ceph-rgw-start.sh on a free port; the failure message, or "" once it runs."""
         out = ""
         for _ in range(3):  # another process may take the free port before radosgw binds it
-            env = {**os.environ, "CEPH_RGW_PORT": str(_free_port())}
+            env = {**os.environ, "CEPH_RGW_PORT": str(free_port())}
             try:
                 proc = subprocess.run(["bash", str(SCRIPTS / "ceph-rgw-start.sh"), str(directory)], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from .ports import free_port
 from .require import unavailable
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -141,12 +141,6 @@ def stores_of(image: Mapping[str, Any]) -> set[str]:
 
 
 # ---------------------------------------------------------------- servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def toml_table(name: str, values: Mapping[str, Any]) -> str:
     """One ``[name]`` table of strings, ints and bools (all a store table needs)."""
     lines = [f"[{name}]"]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .ports import free_port
 from .require import unavailable
 
 if TYPE_CHECKING:
@@ -132,12 +132,6 @@ def empty_bucket(client: Any, bucket: str) -> None:
 
 
 # ---------------------------------------------------------------------- moto
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_answers(endpoint: str) -> bool:
     """Whether an HTTP server answers a GET / there (any status counts)."""
     try:
@@ -169,7 +163,7 @@ class MotoProcess:
         """Start on a free port; a lost race for the port is retried on another one."""
         failures = []
         for _ in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             t0 = time.monotonic()
             with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would block the server
                 self.proc = subprocess.Popen(

@@ -26,7 +26,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import tempfile
 import urllib.request
@@ -38,6 +37,7 @@ from typing import Any
 
 import pytest
 
+from .ports import free_ports
 from .require import unavailable
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -172,19 +172,6 @@ class SwiftSAIO:
         return self.conn(self.user, self.key, **options)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _bypass_http_proxies() -> None:
     """requests (under swiftclient) honours *_proxy: never send loopback traffic through one."""
     for var in ("NO_PROXY", "no_proxy"):
@@ -207,7 +194,7 @@ class SwiftSAIOFactory:
         for _attempt in range(3):  # a free port can be taken by someone else before Swift binds it
             d = Path(tempfile.mkdtemp(prefix="swift-", dir="/tmp"))
             self.owned.append(d)
-            ports = _free_ports(5)
+            ports = free_ports(5)
             env = {**os.environ,
                    **dict(zip(("SWIFT_PROXY_PORT", "SWIFT_OBJECT_PORT", "SWIFT_CONTAINER_PORT",
                                "SWIFT_ACCOUNT_PORT", "SWIFT_MEMCACHED_PORT"), map(str, ports), strict=True)),

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from .ports import free_ports
 from .swift import SCRIPTS, SwiftSAIO, SwiftSAIOFactory
 
 MiB = 1 << 20
@@ -318,7 +319,7 @@ def test_start_refuses_a_busy_port() -> None:
             busy.listen()
             port = busy.getsockname()[1]
             others = {n: str(p) for n, p in zip(("SWIFT_OBJECT_PORT", "SWIFT_CONTAINER_PORT", "SWIFT_ACCOUNT_PORT",
-                                                 "SWIFT_MEMCACHED_PORT"), _four_free_ports(), strict=True)}
+                                                 "SWIFT_MEMCACHED_PORT"), free_ports(4), strict=True)}
             proc = subprocess.run(["bash", str(SCRIPTS / "swift-start.sh"), d], capture_output=True, text=True,
                                   env={**os.environ, **others, "SWIFT_PROXY_PORT": str(port)}, timeout=60)
         assert proc.returncode != 0
@@ -327,17 +328,6 @@ def test_start_refuses_a_busy_port() -> None:
     finally:
         subprocess.run(["bash", str(SCRIPTS / "swift-stop.sh"), d], capture_output=True, timeout=60, check=True)
     assert not Path(d).exists()
-
-
-def _four_free_ports() -> list[int]:
-    socks = [socket.socket() for _ in range(4)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_stop_kills_only_the_recorded_process_and_only_removes_its_own_dir() -> None:

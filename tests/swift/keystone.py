@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.ports import free_port
 from tests.services.require import unavailable
 from tests.services.swift import SwiftSAIO
 
@@ -65,12 +65,6 @@ def _venv(name: str, pins: tuple[str, ...]) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 90) -> None:
@@ -170,7 +164,7 @@ def start(saio: SwiftSAIO) -> KeystoneSwift:
     work = Path(tempfile.mkdtemp(prefix="keystone-", dir="/tmp"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        ks_port, px_port = _free_port(), _free_port()
+        ks_port, px_port = free_port(), free_port()
         auth_url, proxy_url = f"http://127.0.0.1:{ks_port}/v3", f"http://127.0.0.1:{px_port}"
         conf = work / "keystone.conf"
         conf.write_text(textwrap.dedent(f"""
