@@ -64,13 +64,7 @@ from tests.conformance.conftest import qcow2_with_backing  # noqa: E402,F401 - t
 @pytest.fixture
 def rgw_bucket(radosgw: S3Server) -> Iterator[str]:
     """A fresh bucket on radosgw alone (for what only radosgw checks: signatures, permissions)."""
-    import uuid
+    from tests.services.s3 import temporary_bucket
 
-    from tests.services.s3 import empty_bucket
-
-    client = radosgw.client()
-    bucket = f"imagestore-rgw-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=bucket)
-    yield bucket
-    empty_bucket(client, bucket)
-    client.delete_bucket(Bucket=bucket)
+    with temporary_bucket(radosgw, "imagestore-rgw") as bucket:
+        yield bucket

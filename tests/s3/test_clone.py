@@ -14,19 +14,15 @@ import pytest
 import imagestore
 from imagestore import AlreadyExists
 from tests.services.faultproxy import FaultProxyFactory
-from tests.services.s3 import Radosgw, S3Server, empty_bucket
+from tests.services.s3 import Radosgw, S3Server, empty_bucket, temporary_bucket
 
 from .conftest import MiB, Opener, leftovers, payload, s3_spec
 
 
 @pytest.fixture
 def second_bucket(s3_server: S3Server) -> Iterator[str]:
-    client = s3_server.client()
-    bucket = f"imagestore-vms-{uuid.uuid4().hex[:10]}"
-    client.create_bucket(Bucket=bucket)
-    yield bucket
-    empty_bucket(client, bucket)
-    client.delete_bucket(Bucket=bucket)
+    with temporary_bucket(s3_server, "imagestore-vms") as bucket:
+        yield bucket
 
 
 def _copies(log: list[Any]) -> list[tuple[int | None, str]]:

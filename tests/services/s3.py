@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,14 +235,22 @@ def s3_server(request: pytest.FixtureRequest) -> S3Server:
     return server
 
 
-@pytest.fixture
-def s3_bucket(s3_server: S3Server) -> Iterator[str]:
-    """A new, empty bucket on ``s3_server``; its uploads, objects and itself go after the test."""
-    client = s3_server.client()
-    bucket = f"imagestore-test-{uuid.uuid4().hex[:12]}"
+@contextmanager
+def temporary_bucket(server: S3Server, prefix: str) -> Iterator[str]:
+    """A new, empty bucket named ``prefix-RANDOM`` on ``server``; its uploads, objects and
+    itself are removed when the block ends."""
+    client = server.client()
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     try:
         yield bucket
     finally:
         empty_bucket(client, bucket)
         client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """A new, empty bucket on ``s3_server``, removed with all it holds after the test."""
+    with temporary_bucket(s3_server, "imagestore-test") as bucket:
+        yield bucket
