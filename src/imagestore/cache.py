@@ -2,15 +2,16 @@
 shared by every process on the node, sparse, bounded, and re-checkable against a new
 format policy.
 
-An entry is named by its strongest digest and fetched once however many processes ask
-(a flock per key); it is verified while it downloads (or, when the store's file is on
-the cache's filesystem, reflinked or hard linked and then hashed), inspected, written
-with holes where the image is zero, fsynced and published atomically. A hit costs a
-few ``stat`` calls whatever the image size: the entry's seal (inode, size, mtime,
-ctime) must be the one recorded at publication, else the entry is hashed again and,
-if damaged, fetched again. Eviction (by size and age, least recently used first)
-never removes an entry that a process has open, that is leased, or that was used in
-the last ``grace`` seconds.
+An entry is named by its strongest collision-resistant digest (never md5 or sha1) and
+fetched once however many processes ask (a flock per key); it is verified while it
+downloads (or, when the store's file is on the cache's filesystem, reflinked or hard
+linked and then hashed), inspected, written with holes where the image is zero,
+fsynced and published atomically. A hit costs a few ``stat`` calls whatever the image
+size: the entry's seal (inode, size, mtime, ctime) must be the one recorded at
+publication, else the entry is hashed again and, if damaged, fetched again. Eviction
+(by size and age, least recently used first) never removes an entry that a process
+has open, that is leased, or that was used in the last ``grace`` seconds: leases and
+use are read again under the entry's exclusive lock, which a lease also takes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .cache_layout import KEY_RE, Layout, Sidecar, key_for, seal_of
 from .cache_locks import key_lock, leased, open_paths, try_key_lock, valid_holder
 from .errors import ChecksumMismatch, ConfigError, ImageStoreError, UnsafeImage, Unsupported, from_os_error
 from .formats import FormatPolicy, inspect
-from .hashing import strongest
+from .hashing import COLLISION_RESISTANT, strongest
 from .location import Location
 from .progress import Progress
 from .store import Store
@@ -41,6 +42,7 @@ __all__ = ["CacheEntry", "EvictReport", "ImageCache", "RevalidateReport", "Verif
 log = logging.getLogger("imagestore")
 LinkMode = Literal["auto", "reflink", "never"]
 _TMP_MIN_AGE = 10.0  # seconds before an unlocked temporary counts as a dead fetch's
+_STRONG_NAMES = "sha256, sha384, sha512, sha3_256/384/512, blake2b or blake2s"
 
 
 @dataclass(frozen=True)
@@ -160,17 +162,22 @@ class ImageCache:
         return source, source.location(ref)
 
     def _want(self, store: Store, loc: Location, expected: Mapping[str, str] | None) -> tuple[dict[str, str], str]:
-        """The digests the entry must have, and its key (from the strongest of them)."""
+        """The digests the entry must have, and its key: the strongest of them, which must be
+        collision-resistant (an md5 or sha1 key would let another image take the entry)."""
         if expected:
-            want = {a.lower(): d.lower() for a, d in expected.items()}
+            given, what = {a.lower(): d.lower() for a, d in expected.items()}, "expected="
         else:
-            info = store.stat(loc)
-            if not info.checksums:
+            given, what = dict(store.stat(loc).checksums), "the image's stored checksums"
+            if not given:
                 raise Unsupported("the image has no stored checksum; pass expected=", store=store.name,
                                   image=loc.image)
-            algo = strongest(info.checksums)
-            want = {algo: info.checksums[algo].lower()}
-        algo = strongest(want)
+        strong = [a for a in given if a in COLLISION_RESISTANT]
+        if not strong:
+            raise Unsupported(f"{what} ({', '.join(sorted(given))}) hold no collision-resistant digest to name "
+                              f"the cache entry: pass expected= with a {_STRONG_NAMES} digest",
+                              store=store.name, image=loc.image)
+        algo = strongest(strong)
+        want = given if expected else {algo: given[algo].lower()}
         return want, key_for(algo, want[algo])
 
     def key_of(self, ref: Location | str, expected: Mapping[str, str] | None = None, *,
@@ -353,12 +360,16 @@ class ImageCache:
         valid_holder(holder)
         while True:
             path = self.fetch(ref, expected, store=store, progress=progress)
-            with key_lock(self.layout.lock(path.name), exclusive=False):
+            with key_lock(self.layout.lock(path.name), exclusive=False):  # evict holds it exclusive
                 if path.exists():
                     lease_dir = self.layout.lease_dir(path.name)
-                    lease_dir.mkdir(exist_ok=True)
-                    (lease_dir / holder).write_text(f"{time.time()}\n")
-                    return path
+                    while True:
+                        lease_dir.mkdir(exist_ok=True)
+                        try:
+                            (lease_dir / holder).write_text(f"{time.time()}\n")
+                            return path
+                        except FileNotFoundError:  # another holder's release removed the empty folder
+                            continue
 
     def release(self, key_or_path: str | os.PathLike[str], holder: str) -> None:
         """End ``holder``'s lease on an entry (by key or path); a missing lease is fine."""
@@ -426,6 +437,9 @@ class ImageCache:
                 kept.append(e.key)
                 continue
             try:
+                if self._claimed_since(e, explicit=explicit):
+                    kept.append(e.key)
+                    continue
                 got = self._remove(e.key)
             finally:
                 os.close(fd)
@@ -435,6 +449,18 @@ class ImageCache:
             log.info("image cache %s: evicted %s (%d bytes)", self.directory, e.key, got)
         self._sweep_temps(None)
         return EvictReport(tuple(removed), freed, tuple(kept))
+
+    def _claimed_since(self, e: CacheEntry, *, explicit: bool) -> bool:
+        """Whether ``e`` was leased, or used (unless evicted by name), after :meth:`evict` listed
+        it; the caller holds its key exclusively, so no lease or use can start until it is gone."""
+        if leased(self.layout.lease_dir(e.key)):
+            return True
+        if explicit:
+            return False
+        try:
+            return os.stat(self.layout.sidecar(e.key)).st_mtime != e.last_used
+        except FileNotFoundError:
+            return False
 
     def _sweep_temps(self, key: str | None) -> None:
         """Remove temporaries of dead fetches: of ``key`` (whose lock the caller holds), or of

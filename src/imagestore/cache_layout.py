@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidLocation
+from .hashing import COLLISION_RESISTANT
 
 __all__ = ["KEY_RE", "Layout", "Sidecar", "key_for", "seal_of", "write_file_atomically"]
 
@@ -25,9 +26,12 @@ KEY_RE = re.compile(r"(?P<algo>[a-z0-9_]{2,16})-(?P<hex>[0-9a-f]{32,128})")
 
 
 def key_for(algo: str, digest: str) -> str:
-    """The cache key of an image whose ``algo`` digest is ``digest``."""
+    """The cache key of an image whose ``algo`` digest is ``digest``; only a collision-resistant
+    algorithm names content (two images with one md5 or sha1 would share an entry)."""
     if algo not in hashlib.algorithms_guaranteed or algo.startswith("shake_"):
         raise InvalidLocation(f"unknown checksum algorithm {algo!r}")
+    if algo not in COLLISION_RESISTANT:
+        raise InvalidLocation(f"{algo} is not collision-resistant: it cannot name a cache entry")
     hexdigest = digest.strip().lower()
     if len(hexdigest) != hashlib.new(algo).digest_size * 2 or not re.fullmatch(r"[0-9a-f]+", hexdigest):
         raise InvalidLocation(f"{hexdigest!r} is not a {algo} hex digest")

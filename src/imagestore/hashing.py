@@ -16,9 +16,12 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms"]
+__all__ = ["COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms"]
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha512")
+# digests of 256 bits or more, no known collision attack: fit to name content (cache keys)
+COLLISION_RESISTANT: frozenset[str] = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512",
+                                                 "blake2b", "blake2s"})
 # strongest first: the one verify-on-read prefers
 _STRENGTH = ("sha512", "sha3_512", "blake2b", "sha384", "sha3_384", "sha256", "sha3_256",
              "blake2s", "sha224", "sha3_224", "sha1", "md5")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +55,51 @@ def test_fetch_hit_and_verification(images: Store, tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o444"
     assert cache.fetch(info.location) == path and cache.fetch("img", verify=True) == path
     assert len(reads) == 1  # hits read nothing from the store
-    assert cache.fetch("img", expected={"md5": info.checksums["md5"]}).read_bytes() == data  # keyed by md5
+    assert cache.fetch("img", expected={"md5": info.checksums["md5"], "sha256": hashlib.sha256(data).hexdigest()}
+                       ).name == f"sha256-{hashlib.sha256(data).hexdigest()}"  # the strong one names it
     with pytest.raises(ChecksumMismatch):
         cache.fetch("img", expected={"sha256": "0" * 64})
     assert not cache.layout.entry("sha256-" + "0" * 64).exists()
     (entry,) = [e for e in cache.entries() if e.key.startswith("sha512")]
     assert entry.source == str(info.location) and entry.format == "raw" and entry.how == "download"
+
+
+# Wang et al.'s MD5 collision (2004): two 128-byte blocks, different bytes, one md5 (an identical
+# suffix keeps the collision)
+_WANG_A = bytes.fromhex(
+    "d131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a"
+    "085125e8f7cdc99fd91dbdf280373c5bd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0"
+    "e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70")
+_WANG_B = bytes.fromhex(
+    "d131dd02c5e6eec4693d9a0698aff95c2fcab50712467eab4004583eb8fb7f8955ad340609f4b30283e4888325f1415a"
+    "085125e8f7cdc99fd91dbd7280373c5bd8823e3156348f5bae6dacd436c919c6dd53e23487da03fd02396306d248cda0"
+    "e99f33420f577ee8ce54b67080280d1ec69821bcb6a8839396f965ab6ff72a70")
+
+
+def test_weak_digests_never_name_an_entry(tmp_path: Path) -> None:
+    """Two images with one md5 must not share an entry: md5 and sha1 alone are refused as keys
+    (from expected= or from a store that keeps only them); a strong digest tells them apart."""
+    a, b = _WANG_A + bytes(4000), _WANG_B + bytes(4000)
+    md5 = hashlib.md5(a).hexdigest()
+    assert a != b and hashlib.md5(b).hexdigest() == md5
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    mem.add("a", a)
+    mem.add("b", b)
+    cache = ImageCache(tmp_path / "cache", store=mem)
+    assert cache.fetch("a").read_bytes() == a  # keyed by the store's sha512
+    sha1 = hashlib.sha1(b).hexdigest()
+    for weak in ({"md5": md5}, {"sha1": sha1}, {"md5": md5, "sha1": sha1}):
+        with pytest.raises(imagestore.Unsupported, match="collision-resistant") as err:
+            cache.fetch("b", expected=weak)
+        assert err.value.store == "mem" and err.value.image == "b" and "sha256" in str(err.value)
+    md5_only = imagestore.open_store({"driver": "memory", "checksums": ["md5"]}, "md5only")
+    md5_only.add("b", b)
+    with pytest.raises(imagestore.Unsupported, match="stored checksums \\(md5\\)"):
+        cache.fetch("b", store=md5_only)
+    path_b = cache.fetch("b", expected={"md5": md5, "sha256": hashlib.sha256(b).hexdigest()}, store=md5_only)
+    assert path_b.read_bytes() == b and path_b.name.startswith("sha256-")
+    assert cache.fetch("a").read_bytes() == a
+    assert not any(e.key.startswith(("md5-", "sha1-")) for e in cache.entries())
 
 
 def test_eight_processes_one_backend_read(images: Store, tmp_path: Path) -> None:
@@ -182,6 +223,59 @@ def test_eviction_never_removes_open_leased_or_used_entries(tmp_path: Path) -> N
     cache.release(paths[1], "instance-0001")
     assert cache.evict(max_bytes=0).removed == (paths[1].name,)
     assert cache.entries() == []
+
+
+def _evict_pausing(directory: str, key: str, evict: dict[str, Any], listed: Event, go: Event,
+                   out: Any) -> None:
+    """Another process's eviction, paused after it listed the entries (and their leases) and
+    before it locks ``key`` to remove it, until ``go`` is set."""
+    import imagestore.cache as cache_module
+
+    real = cache_module.try_key_lock
+
+    def paused(path: Path) -> int | None:
+        if path.name == f"{key}.lock":
+            listed.set()
+            go.wait(120)
+        return real(path)
+
+    cache_module.try_key_lock = paused
+    out.put(ImageCache(directory, grace=60).evict(**evict).to_dict())
+
+
+@pytest.mark.parametrize("claim", ["lease", "fetch"])
+def test_lease_or_use_between_evicts_listing_and_removal_keeps_the_entry(tmp_path: Path, claim: str) -> None:
+    """An eviction that listed an entry as unleased and unused, then a lease (or a hit within
+    ``grace``) in another process, then the eviction's turn to remove it: it must stay."""
+    mem = imagestore.open_store({"driver": "memory"}, "mem")
+    data = payload(MiB, seed=30)
+    mem.add("img", data)
+    cache = ImageCache(tmp_path / "cache", store=mem, grace=60)
+    path = cache.fetch("img")
+    key = path.name
+    old = time.time() - 3600
+    os.utime(cache.layout.sidecar(key), (old, old))  # unused for an hour: fair game when listed
+    ctx = multiprocessing.get_context("spawn")
+    listed, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    evict = {"keys": [key]} if claim == "lease" else {"max_bytes": 0}
+    proc = ctx.Process(target=_evict_pausing, args=(str(tmp_path / "cache"), key, evict, listed, go, out))
+    proc.start()
+    try:
+        assert listed.wait(120), "the evicting process never reached the entry"
+        if claim == "lease":
+            assert cache.lease("img", "instance-0001") == path
+        else:
+            assert cache.fetch("img") == path
+        go.set()
+        report = out.get(timeout=120)
+    finally:
+        go.set()
+        proc.join(60)
+    assert proc.exitcode == 0
+    assert report["removed"] == [] and report["kept"] == [key]
+    assert path.read_bytes() == data
+    (entry,) = cache.entries()
+    assert entry.leases == (("instance-0001",) if claim == "lease" else ())
 
 
 def test_eviction_by_size_and_age_oldest_unused_first(tmp_path: Path) -> None:
