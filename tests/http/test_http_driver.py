@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 import imagestore
@@ -17,6 +18,7 @@ from imagestore import (
     ChecksumMismatch,
     InvalidLocation,
     NotFound,
+    PermissionDenied,
     Store,
     UnsafeImage,
     Unsupported,
@@ -125,6 +127,66 @@ def test_redirects(server: FileServer, site: Path) -> None:
         strict.stat("old.raw")
     store.close()
     strict.close()
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hosts the http driver tried to connect to other than loopback: never reached (the
+    connection fails at once), so a test never sends traffic to another address."""
+    tried: list[str] = []
+    real = aiohttp.TCPConnector._create_direct_connection
+
+    async def guarded(self: aiohttp.TCPConnector, req: Any, *args: Any, **kwargs: Any) -> Any:
+        if req.host not in ("127.0.0.1", "localhost", "::1"):
+            tried.append(req.host)
+            raise aiohttp.ClientConnectorError(req.connection_key, OSError(113, "not reached from the tests"))
+        return await real(self, req, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.TCPConnector, "_create_direct_connection", guarded)
+    return tried
+
+
+def test_redirects_leaving_the_origin_are_refused(site: Path, tmp_path: Path, loopback_only: list[str]) -> None:
+    """A source URL must not steer the reader elsewhere: a redirect to another origin (another
+    port) or to a link-local, private or loopback address is refused before it is followed,
+    with a message that names the URL without its query; options allow more."""
+    data = payload(MiB, seed=7)
+    (site / "images" / "disk.raw").write_bytes(data)
+    with serve(site) as origin, serve(site) as other:
+        port = other.url.rsplit(":", 1)[1]
+        origin.redirects["/images/moved.raw"] = f"{other.url}/images/disk.raw?X-Amz-Signature=s3cr3t"
+        origin.redirects["/images/metadata.raw"] = "http://169.254.169.254/latest/meta-data/?token=s3cr3t"
+        origin.redirects["/images/named.raw"] = f"http://localhost:{port}/images/disk.raw"
+        origin.redirects["/images/same.raw"] = f"{origin.url}/images/disk.raw"
+        strict = http_store(origin.url + "/images", name="strict")
+        assert strict.get("same.raw", verify=False) == data  # the same origin: followed
+        for image, target in (("moved.raw", f"{other.url}/images/disk.raw"),
+                              ("metadata.raw", "http://169.254.169.254/latest/meta-data/")):
+            with pytest.raises(PermissionDenied, match="leaves the origin") as err:
+                strict.stat(image)
+            assert f"to {target} refused" in str(err.value) and "s3cr3t" not in str(err.value)
+            assert err.value.store == "strict" and err.value.image == image
+            with pytest.raises(PermissionDenied):
+                strict.get(image, verify=False)
+        target = imagestore.open_store({"driver": "file", "root": str(tmp_path / "store")}, "images")
+        with pytest.raises(PermissionDenied, match="redirect from .* refused"):
+            imagestore.replicate(f"{origin.url}/images/moved.raw", to=target, name="moved")
+        with pytest.raises(NotFound):
+            target.stat("moved")
+        anywhere = http_store(origin.url + "/images", name="anywhere", allow_redirects="any")
+        for image in ("moved.raw", "metadata.raw", "named.raw"):  # loopback, link-local, a name of loopback
+            with pytest.raises(PermissionDenied, match="private, loopback or link-local"):
+                anywhere.stat(image)
+        assert other.log == [], "a refused redirect was followed"
+        allowed = http_store(origin.url + "/images", name="allowed", redirect_hosts=[f"127.0.0.1:{port}"])
+        assert allowed.stat("moved.raw").size == len(data)
+        assert allowed.get("moved.raw", verify=False) == data
+        with pytest.raises(PermissionDenied):
+            allowed.stat("metadata.raw")
+        assert {(r.method, r.path) for r in other.log} == {("HEAD", "/images/disk.raw"), ("GET", "/images/disk.raw")}
+        for s in (strict, anywhere, allowed):
+            s.close()
+    assert loopback_only == []
 
 
 def test_tls_verification_and_ca_file(site: Path, tmp_path: Path) -> None:

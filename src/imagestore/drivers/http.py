@@ -11,13 +11,21 @@ precedes the offset (a resumed transfer then costs a re-read of the prefix).
 fsspec supplies the aiohttp session and its event-loop thread; TLS verification, a CA
 bundle, redirects and timeouts are options. Credentials embedded in a URL are never
 kept (locations refuse them), and a URL with a query string is not a location.
+
+Redirects stay on the origin (scheme, host, port) of the URL that answered them unless
+``allow_redirects = "any"`` (then only to public addresses) or the target host is in
+``redirect_hosts``: a web image must not steer the service that reads it to an internal
+address. A refused redirect is checked before anything connects to its target.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 from collections.abc import Awaitable, Mapping
+from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -25,6 +33,7 @@ try:
     import aiohttp
     from fsspec.asyn import sync
     from fsspec.implementations.http import HTTPFileSystem
+    from yarl import URL
 except ImportError as exc:  # reported by the store registry as DriverNotInstalled
     raise ImportError(f"the http driver needs fsspec and aiohttp ({exc}): pip install 'imagestore[http]'") from exc
 
@@ -49,6 +58,39 @@ _SAFE = "-._~!$&'()*+,;=:@"
 _RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 _NETWORK_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
                    ConnectionError, TimeoutError)
+
+
+class _RedirectRefused(Exception):
+    """Raised on aiohttp's loop when a redirect breaks the store's policy (before it is followed)."""
+
+    def __init__(self, source: URL, target: URL, reason: str) -> None:
+        super().__init__(reason)
+        self.source, self.target, self.reason = source, target, reason
+
+
+def _shown(url: URL) -> str:
+    """A URL fit for a message: no userinfo, query or fragment (a presigned URL's signature)."""
+    try:
+        return str(url.with_user(None).with_query(None).with_fragment(None))
+    except ValueError:
+        return "(an unparsable URL)"
+
+
+def _public(address: str) -> bool:
+    """Whether ``address`` is a global unicast address (not private, loopback, link-local...)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP address literal (checked as it is, without a DNS lookup)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def url_of(location: Location) -> str:
@@ -79,7 +121,7 @@ class _HttpReader:
         self._broken = ""
         self._resp: aiohttp.ClientResponse | None = None
         if length > 0:
-            self._resp = driver.run(self._open(offset, length))
+            self._resp = driver.run(self._open(offset, length), image)
 
     async def _open(self, offset: int, length: int) -> aiohttp.ClientResponse:
         d = self._d
@@ -132,7 +174,7 @@ class _HttpReader:
             raise Transient(self._broken)
         if self._resp is None or self._left <= 0:
             return b""
-        data = self._d.run(self._read(n))
+        data = self._d.run(self._read(n), self._image)
         self._left -= len(data)
         return data
 
@@ -152,6 +194,11 @@ class HttpDriver(Driver):
         "ca_file": Option(str, default=None, help="PEM bundle of the CAs to trust (default: the system's)"),
         "follow_redirects": Option(bool, default=True, help="follow 3xx redirects"),
         "max_redirects": Option(int, default=5, help="most redirects followed for one request"),
+        "allow_redirects": Option(str, default="same-origin", choices=("same-origin", "any"),
+                                  help="where a redirect may go: the origin (scheme, host, port) that sent it, "
+                                       "or any public address"),
+        "redirect_hosts": Option(list, default=None,
+                                 help="hosts (HOST or HOST:PORT) a redirect may go to besides, private ones too"),
         "connect_timeout": Option((int, float), default=10.0, help="seconds to connect"),
         "read_timeout": Option((int, float), default=60.0, help="seconds without data before a read fails"),
         "range_requests": Option(bool, default=True, help="send Range for ranged and resumed reads"),
@@ -168,6 +215,8 @@ class HttpDriver(Driver):
         ca_file: str | None = None,
         follow_redirects: bool = True,
         max_redirects: int = 5,
+        allow_redirects: str = "same-origin",
+        redirect_hosts: list[str] | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         range_requests: bool = True,
@@ -186,8 +235,14 @@ class HttpDriver(Driver):
             raise ConfigError("must not be negative", key=f"stores.{name}.max_redirects")
         self.verify_tls = verify_tls
         self.ca_file = ca_file
+        if allow_redirects not in ("same-origin", "any"):
+            raise ConfigError('must be "same-origin" or "any"', key=f"stores.{name}.allow_redirects")
+        if not all(isinstance(h, str) and h for h in redirect_hosts or ()):
+            raise ConfigError("must be a list of host names", key=f"stores.{name}.redirect_hosts")
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
+        self.allow_redirects = allow_redirects
+        self.redirect_hosts = frozenset(h.lower() for h in redirect_hosts or ())
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.range_requests = range_requests
@@ -206,8 +261,42 @@ class HttpDriver(Driver):
     async def _client(self, **kwargs: Any) -> aiohttp.ClientSession:
         kwargs.pop("loop", None)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout)
+        redirects = aiohttp.TraceConfig()
+        redirects.on_request_redirect.append(self._check_redirect)
         return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl()), timeout=timeout,
-                                     auto_decompress=False, **kwargs)
+                                     auto_decompress=False, trace_configs=[redirects], **kwargs)
+
+    async def _check_redirect(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                              params: aiohttp.TraceRequestRedirectParams) -> None:
+        """Refuse a redirect that leaves the origin, unless the options allow its target
+        (aiohttp calls this before it follows the redirect: nothing has connected to it)."""
+        where = params.response.headers.get("Location") or params.response.headers.get("URI")
+        if where is None:
+            return  # aiohttp follows nothing then
+        source = params.url
+        try:
+            target = source.join(URL(where))
+        except ValueError:
+            return  # aiohttp refuses it itself
+        if (target.scheme, target.host, target.port) == (source.scheme, source.host, source.port):
+            return
+        host = (target.host or "").lower()
+        if host in self.redirect_hosts or f"{host}:{target.port}" in self.redirect_hosts:
+            return
+        if self.allow_redirects != "any":
+            raise _RedirectRefused(source, target, "it leaves the origin (allow_redirects = \"any\" or "
+                                                   "redirect_hosts would allow it)")
+        if target.scheme not in ("http", "https") or not host:
+            raise _RedirectRefused(source, target, "it is not an http(s) URL")
+        try:
+            addresses = [host] if _is_ip(host) else [
+                info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(
+                    host, target.port, type=socket.SOCK_STREAM)]
+        except OSError:
+            raise _RedirectRefused(source, target, "its host does not resolve") from None
+        if not all(_public(a) for a in addresses):
+            raise _RedirectRefused(source, target, "it goes to a private, loopback or link-local address "
+                                                   "(redirect_hosts would allow it)")
 
     def open(self, context: DriverContext) -> Capabilities:
         """Make the fsspec filesystem (the session connects on first request)."""
@@ -227,11 +316,18 @@ class HttpDriver(Driver):
             raise BackendError("the http store is not open", store=self.name)
         return self._fs
 
-    def run(self, coro: Awaitable[T]) -> T:
-        """Run a coroutine on fsspec's loop; network failures become Transient."""
+    def run(self, coro: Awaitable[T], image: str | None = None) -> T:
+        """Run a coroutine on fsspec's loop; network failures become Transient, a refused
+        redirect PermissionDenied."""
         try:
             result: T = sync(self.fs.loop, lambda: coro)
             return result
+        except _RedirectRefused as exc:
+            raise self._refused(exc, image) from None
+        except FileNotFoundError as exc:  # fsspec's wrapping of whatever failed
+            if isinstance(exc.__cause__, _RedirectRefused):
+                raise self._refused(exc.__cause__, image) from None
+            raise
         except aiohttp.ClientConnectorCertificateError as exc:
             raise BackendError(f"TLS verification failed: {exc.certificate_error}", store=self.name) from None
         except aiohttp.ClientSSLError as exc:
@@ -240,6 +336,10 @@ class HttpDriver(Driver):
             raise BackendError(f"more than {self.max_redirects} redirects", store=self.name) from None
         except _NETWORK_ERRORS as exc:
             raise Transient(f"{type(exc).__name__}: {exc}") from None
+
+    def _refused(self, exc: _RedirectRefused, image: str | None) -> PermissionDenied:
+        return PermissionDenied(f"redirect from {_shown(exc.source)} to {_shown(exc.target)} refused: {exc.reason}",
+                                store=self.name, image=image)
 
     def request_options(self) -> dict[str, Any]:
         """aiohttp options of every request: redirects."""
@@ -254,7 +354,8 @@ class HttpDriver(Driver):
     # -- description -------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {"url_prefix": str(self.prefix)[:-2] if self.prefix else None, "verify_tls": self.verify_tls,
-                "range_requests": self.range_requests}
+                "range_requests": self.range_requests, "follow_redirects": self.follow_redirects,
+                "allow_redirects": self.allow_redirects, "redirect_hosts": sorted(self.redirect_hosts)}
 
     def location_for(self, image_id: str) -> Location:
         """``URL_PREFIX/ID``; a store without ``url_prefix`` has URLs, not ids."""
@@ -295,10 +396,10 @@ class HttpDriver(Driver):
     def stat(self, location: Location) -> Stored:
         """HEAD: the size, metadata headers and ETag/Last-Modified as the version."""
         url = self._url(location)
-        size, headers = self.run(self._head(url, location.image))
+        size, headers = self.run(self._head(url, location.image), location.image)
         if size is None:
             try:
-                info = self.run(self.fs._info(url))
+                info = self.run(self.fs._info(url), location.image)
             except FileNotFoundError:
                 raise NotFound(f"no image at {url}", store=self.name, image=location.image) from None
             size = info.get("size")
