@@ -3,8 +3,9 @@ specs that point at them, what is left in them, and their removal afterwards.
 
 Stores authenticate as ``test2:tester2`` (``.admin`` of AUTH_test2) with the key from
 the environment (``IMAGESTORE_TEST_SWIFT_KEY``), and sign TempURLs with one random
-key per session (``IMAGESTORE_TEST_SWIFT_TEMPURL_KEY``), so that every store of the
-session agrees with the account's Temp-URL key.
+key per session (``IMAGESTORE_TEST_SWIFT_TEMPURL_KEY``), which they may set as the
+account's Temp-URL key (``set_temp_url_key``), so that every store of the session
+agrees with the account.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class SwiftArea:
         an option set to None is left out)."""
         table = {"driver": "swift", "auth_url": self.saio.auth_url, "user": self.saio.user2,
                  "key": {"env": KEY_ENV}, "container": self.container(role), "temp_url_key": {"env": TEMPURL_ENV},
-                 **self.defaults, **options}
+                 "set_temp_url_key": True, **self.defaults, **options}
+        if table["temp_url_key"] is None and "set_temp_url_key" not in options:
+            table["set_temp_url_key"] = None  # no key, nothing to set
         if table["user"] != self.saio.user2:  # another account: cleaned with its own credentials
             for name in (table["container"], f"{table['container']}_segments"):
                 self.containers.discard(name)

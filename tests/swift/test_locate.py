@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import uuid
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -69,3 +70,44 @@ def test_without_a_temp_url_key_there_is_no_direct_access(area: SwiftArea) -> No
     info = store.add("img", b"x", 1)
     with pytest.raises(imagestore.Unsupported):
         store.locate(info.location)
+
+
+def _account_meta(area: SwiftArea) -> dict[str, str]:
+    return {k: v for k, v in area.conn.head_account().items() if k.startswith("x-account-meta-")}
+
+
+def test_opening_changes_the_account_only_with_set_temp_url_key(area: SwiftArea,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose temp_url_key the account lacks leaves the account alone (no TempURLs, the
+    reason in describe()); with ``set_temp_url_key = true`` it writes the key into a free slot."""
+    slots = {"x-account-meta-temp-url-key": "Temp-URL-Key", "x-account-meta-temp-url-key-2": "Temp-URL-Key-2"}
+    saved = _account_meta(area)
+    monkeypatch.setenv("IMAGESTORE_TEST_SWIFT_FRESH_KEY", fresh := uuid.uuid4().hex)
+    try:
+        area.conn.post_account(headers={"X-Account-Meta-Temp-URL-Key": area.tempurl_key,  # one slot taken,
+                                        "X-Remove-Account-Meta-Temp-URL-Key-2": "x"})     # the other free
+        before = _account_meta(area)
+        assert before["x-account-meta-temp-url-key"] == area.tempurl_key
+        assert fresh not in before.values() and "x-account-meta-temp-url-key-2" not in before
+        plain = area.store("plain", temp_url_key={"env": "IMAGESTORE_TEST_SWIFT_FRESH_KEY"}, set_temp_url_key=None)
+        assert _account_meta(area) == before
+        assert not plain.capabilities.presign and not plain.capabilities.direct_access
+        assert "set_temp_url_key" in plain.driver.describe()["presign_reason"]
+        info = plain.add("img", b"tempurl", 7)
+        with pytest.raises(imagestore.Unsupported, match="no direct access"):
+            plain.locate(info.location)
+        setting = area.store("plain", name="setting", temp_url_key={"env": "IMAGESTORE_TEST_SWIFT_FRESH_KEY"},
+                             set_temp_url_key=True)
+        after = _account_meta(area)
+        assert after == {**before, "x-account-meta-temp-url-key-2": fresh}
+        assert setting.capabilities.presign and setting.capabilities.direct_access
+        access = setting.locate("img", ttl=60)
+        assert access.url is not None and fresh not in access.url
+        with OPENER.open(access.url, timeout=60) as resp:
+            assert resp.read() == b"tempurl"
+    finally:
+        for header, slot in slots.items():
+            if header in saved:
+                area.conn.post_account(headers={f"X-Account-Meta-{slot}": saved[header]})
+            else:
+                area.conn.post_account(headers={f"X-Remove-Account-Meta-{slot}": "x"})

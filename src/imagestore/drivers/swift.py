@@ -129,6 +129,9 @@ class SwiftDriver(Driver):
         "max_segment_size": Option((int, str), help="largest segment (default: the cluster's max_file_size)"),
         "large_object_threshold": Option((int, str), help="largest image sent as one PUT (default segment_size)"),
         "temp_url_key": Option(str, secret=True, help="the account's Temp-URL key: enables locate() URLs"),
+        "set_temp_url_key": Option(bool, default=False,
+                                   help="write temp_url_key into a free Temp-URL key slot of the account "
+                                        "when it has no such key (opening never changes the account otherwise)"),
         "temp_url_digest": Option(str, default="sha256", choices=("sha1", "sha256", "sha512"),
                                   help="TempURL signature digest"),
         "presign_ttl": Option((int, float, str), default="1h", help="validity of a locate() URL without ttl"),
@@ -172,6 +175,7 @@ class SwiftDriver(Driver):
         max_segment_size: int | str | None = None,
         large_object_threshold: int | str | None = None,
         temp_url_key: Secret | None = None,
+        set_temp_url_key: bool = False,
         temp_url_digest: str = "sha256",
         presign_ttl: float | str = "1h",
         connect_timeout: float = 10.0,
@@ -208,7 +212,10 @@ class SwiftDriver(Driver):
                                  if max_segment_size is not None else None)
         self.configured_threshold = (parse_size(large_object_threshold, f"{k}.large_object_threshold")
                                      if large_object_threshold is not None else self.segment_size)
+        if set_temp_url_key and temp_url_key is None:
+            raise ConfigError("needs temp_url_key (the key to set)", key=f"{k}.set_temp_url_key")
         self.temp_url_key = temp_url_key
+        self.set_temp_url_key = set_temp_url_key
         self.temp_url_digest = temp_url_digest
         self.presign_ttl = parse_duration(presign_ttl, f"{k}.presign_ttl")
         if self.presign_ttl <= 0:
@@ -334,12 +341,16 @@ class SwiftDriver(Driver):
         return max(cap, self.threshold)
 
     def _check_temp_url_key(self, account: Response) -> tuple[bool, str]:
-        """Whether TempURLs signed with our key work: the account has it, or we may set it."""
+        """Whether TempURLs signed with our key work: the account has it, or ``set_temp_url_key``
+        allows writing it into a free slot (the only change opening a store makes to an account)."""
         assert self.temp_url_key is not None
         mine = self.temp_url_key.reveal()
         keys = {h: account.headers.get(h) for h in ("X-Account-Meta-Temp-Url-Key", "X-Account-Meta-Temp-Url-Key-2")}
         if mine in keys.values():
             return True, "the account's Temp-URL key"
+        if not self.set_temp_url_key:
+            return False, "the account's Temp-URL-Key and -Key-2 differ from temp_url_key " \
+                          "(set_temp_url_key = true lets the store set a free one)"
         free = [h for h, v in keys.items() if not v]
         if not free:
             return False, "the account's Temp-URL-Key and -Key-2 are both set to other keys"
