@@ -71,24 +71,30 @@ def main(argv: list[str]) -> int:
         cls, names = test_multi_store_images.TestImagesMultipleBackend, names[1:]
     results: dict[str, dict[str, str]] = {}
 
+    class Recorder(unittest.TestResult):
+        """Files each outcome under ``test#round``."""
+
+        def __init__(self, round_: int) -> None:
+            super().__init__()
+            self.round = round_
+
+        def _set(self, test: unittest.TestCase, outcome: str, detail: str = "") -> None:
+            results[f"{test.id().rsplit('.', 1)[1]}#{self.round}"] = {"outcome": outcome, "detail": detail}
+
+        def addSuccess(self, test: unittest.TestCase) -> None:
+            self._set(test, "passed")
+
+        def addFailure(self, test: unittest.TestCase, err: Any) -> None:
+            self._set(test, "failed", "".join(traceback.format_exception(*err)))
+
+        def addError(self, test: unittest.TestCase, err: Any) -> None:
+            self._set(test, "error", "".join(traceback.format_exception(*err)))
+
+        def addSkip(self, test: unittest.TestCase, reason: str) -> None:
+            self._set(test, "skipped", reason)
+
     for round_ in range(1, rounds + 1):
-        class Recorder(unittest.TestResult):
-            def _set(self, test: unittest.TestCase, outcome: str, detail: str = "") -> None:
-                results[f"{test.id().rsplit('.', 1)[1]}#{round_}"] = {"outcome": outcome, "detail": detail}
-
-            def addSuccess(self, test: unittest.TestCase) -> None:
-                self._set(test, "passed")
-
-            def addFailure(self, test: unittest.TestCase, err: Any) -> None:
-                self._set(test, "failed", "".join(traceback.format_exception(*err)))
-
-            def addError(self, test: unittest.TestCase, err: Any) -> None:
-                self._set(test, "error", "".join(traceback.format_exception(*err)))
-
-            def addSkip(self, test: unittest.TestCase, reason: str) -> None:
-                self._set(test, "skipped", reason)
-
-        unittest.TestSuite(cls(name) for name in names).run(Recorder())
+        unittest.TestSuite(cls(name) for name in names).run(Recorder(round_))
     Path(out).write_text(json.dumps(results, indent=1))
     return 0
 

@@ -55,7 +55,8 @@ def results(functional_venv: str, tmp_path_factory: pytest.TempPathFactory) -> d
     out = work / "results.json"
     proc = subprocess.run([f"{functional_venv}/bin/python", str(RUNNER), str(out), str(ROUNDS),
                            *_glance_tests(functional_venv)], cwd=work, capture_output=True, text=True, timeout=3000)
-    assert proc.returncode == 0 and out.exists(), f"glance_functional.py exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0 and out.exists(), \
+        f"glance_functional.py exited {proc.returncode}:\n{proc.stderr[-4000:]}"
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
