@@ -79,6 +79,7 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
     def __init__(self, conf: Any, backend: str | None = None) -> None:
         super().__init__(conf, backend)
         self._stores: Stores | None = None
+        self._loaded: tuple[Stores, str] | None = None
         self._opening: Reopening | None = None
         self._failure = "the backend was not configured"
         glance_discovery.install()
@@ -93,7 +94,10 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
         return exceptions.BadStoreConfiguration(store_name=self.backend_group or ENTRY_POINT, reason=reason)
 
     def _load(self) -> tuple[Stores, str]:
-        """The configured stores and this backend's store name; BadStoreConfiguration naming the option."""
+        """The configured stores and this backend's store name (checked once); BadStoreConfiguration
+        naming the option."""
+        if self._loaded is not None:
+            return self._loaded
         path, name = self._options()
         if not path:
             raise self._bad("imagestore_config is not set: give the path of an imagestore TOML file")
@@ -112,7 +116,8 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
             form_for(stores.driver_name(name))
         except ImageStoreError as exc:
             raise self._bad(f"imagestore_store {name!r}: {exc}") from None
-        return stores, name
+        self._loaded = (stores, name)
+        return self._loaded
 
     def get_schemes(self) -> tuple[str, ...]:
         """``imagestore`` (how glance_store finds the backend by its type) and the URI schemes of
