@@ -27,13 +27,16 @@ def test_a_backend_that_could_not_open_at_start_takes_uploads_once_its_store_ope
     config.write_text('default = "fast"\n' + toml_table("stores.fast", {"driver": "file", "root": work / "fast"})
                       + toml_table("stores.late", {"driver": "file", "root": late_root}))
     sections = {name: {"imagestore_config": config, "imagestore_store": name} for name in ("fast", "late")}
-    server = glance_factory.start("reopen", {"fast": "imagestore", "late": "imagestore"}, sections,
-                                  default_backend="fast")
+    sections["broken"] = {"imagestore_config": config, "imagestore_store": "nope"}  # never usable: read-only
+    server = glance_factory.start("reopen", {"fast": "imagestore", "late": "imagestore", "broken": "imagestore"},
+                                  sections, default_backend="fast")
     client = server.client
     assert "cannot be opened" in _log(server)  # said at start-up, and Glance runs
 
     detail = {s["id"]: s for s in client.ok("GET", "/v2/info/stores/detail").json()["stores"]}
     assert detail["late"]["properties"]["available"] is False and detail["fast"]["properties"]["available"] is True
+    assert "read-only" not in detail["late"]  # it takes uploads once its store opens
+    assert detail["broken"]["read-only"] == "true" and detail["broken"]["properties"]["read_only"] is True
 
     data = os.urandom(MiB + 17)
     image = client.create_image(name="late")

@@ -43,11 +43,14 @@ class _OthersOnly:
 
 def _imagestore_entry(listed: dict[str, Any], conf: Any) -> dict[str, Any]:
     """One imagestore backend as ``stores/detail`` shows it."""
-    from glance_store import multi_backend  # Glance's process: glance_store is there
+    from glance_store import exceptions, multi_backend  # Glance's process: glance_store is there
 
     backend_id = listed["id"]
-    store = multi_backend.get_store_from_store_identifier(backend_id)
-    detail = store.glance_detail() if hasattr(store, "glance_detail") else {}
+    try:
+        store = multi_backend.get_store_from_store_identifier(backend_id)
+    except exceptions.GlanceStoreException:  # not registered: its configuration failed (logged at start)
+        store = None
+    detail = store.glance_detail() if hasattr(store, "glance_detail") else {"available": False}
     entry = {**listed, "type": ENTRY_POINT, "properties": detail, "weight": getattr(conf, backend_id).weight}
     if detail.get("read_only"):
         entry["read-only"] = "true"  # as Glance marks its read-only (http) backends
