@@ -103,11 +103,15 @@ class _Spec:
         """The driver's location scheme (its name when the driver cannot be imported)."""
         return self.cls.scheme if self.cls is not None else self.driver
 
-    def build(self) -> Store:
+    def make_driver(self) -> Driver:
+        """The driver, built but not opened: no backend call, only what its options alone say."""
         if self.cls is None:
             assert self.missing is not None
             raise DriverNotInstalled(str(self.missing), store=self.name)
-        return Store(self.cls(self.name, **self.options), self.settings)
+        return self.cls(self.name, **self.options)
+
+    def build(self) -> Store:
+        return Store(self.make_driver(), self.settings)
 
 
 class Stores(Mapping[str, Store]):
@@ -208,6 +212,11 @@ class Stores(Mapping[str, Store]):
     def driver_name(self, name: str) -> str:
         """The driver a store uses, without opening it."""
         return self._specs[name].scheme
+
+    def check(self, name: str) -> None:
+        """Raise now the errors of a store's definition that no retry can fix (a relative root, a
+        driver not installed), without opening it or calling its backend."""
+        self._specs[name].make_driver()
 
     def resolve(self, location: Location | str) -> tuple[Store, Location]:
         """The store holding ``location`` (by its ``store=`` name, else by address) and the location."""

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import unittest
 from pathlib import Path
@@ -161,10 +162,33 @@ class Configuration(Case):
         self.assert_bad("imagestore_store 'mem'", imagestore_store="mem")
         self.assert_bad("no glance_store URI form", imagestore_store="mem")
 
-    def test_a_store_that_cannot_open_names_the_option(self) -> None:
-        (self.tmp / "file").write_text("a file where the root's parent should be")
-        (self.tmp / "bad.toml").write_text(f'[stores.fast]\ndriver = "file"\nroot = "{self.tmp / "file" / "r"}"\n')
-        self.assert_bad("imagestore_store 'fast'", imagestore_config=str(self.tmp / "bad.toml"))
+    def test_a_store_that_cannot_open_yet_is_opened_again_on_a_later_request(self) -> None:
+        blocker = self.tmp / "file"
+        blocker.write_text("a file where the root's parent should be")
+        root = blocker / "r"
+        (self.tmp / "late.toml").write_text(f'[stores.fast]\ndriver = "file"\nroot = "{root}"\n')
+        store = self.store(imagestore_config=str(self.tmp / "late.toml"))  # start-up goes on
+        self.assertTrue(store.is_capable(BitMasks.WRITE_ACCESS))  # not disabled for good
+        with self.assertRaises(exceptions.TimeoutError) as caught:  # Glance: 503, image back to queued
+            store.add("x1", Upload(b"data"), 4, "sha512")
+        for part in ("cannot be opened", "'fast'", "x1", str(root)):
+            self.assertIn(part, str(caught.exception))
+        self.assertEqual(store.glance_detail()["available"], False)
+        blocker.unlink()
+        with self.assertLogs("imagestore.glance", "INFO") as logs:
+            for _ in range(600):  # the next attempt comes after the backoff (about a second)
+                try:
+                    result = store.add("x1", Upload(b"data"), 4, "sha512")
+                    break
+                except exceptions.TimeoutError as exc:
+                    self.assertIn("next attempt in", str(exc))
+                    time.sleep(0.1)
+            else:
+                self.fail("the store was not opened again")
+        self.assertEqual(result[0], f"file://{root}/x1")
+        self.assertEqual(store.url_prefix, f"file://{root}/")
+        self.assertEqual(sum("is open again after" in line for line in logs.output), 1)
+        self.assertEqual(store.glance_detail()["available"], True)
 
     def test_a_bad_backend_disables_writes_and_says_why_on_reads(self) -> None:
         conf = _conf({"fast": "imagestore"})
@@ -178,6 +202,21 @@ class Configuration(Case):
         with self.assertRaises(exceptions.BackendException) as caught:
             store.get(self.loc(store, f"file://{self.root}/x1"))
         self.assertIn("nope.toml", str(caught.exception))
+
+
+class Detail(Case):
+    def test_glance_detail_names_the_store_and_its_driver_and_no_secret(self) -> None:
+        detail = self.store().glance_detail()
+        self.assertEqual(detail, {"imagestore_store": "fast", "driver": "file", "read_only": False,
+                                  "available": True, "url_prefix": f"file://{self.root}/"})
+
+    def test_a_misconfigured_backend_is_read_only_in_its_detail(self) -> None:
+        conf = _conf({"fast": "imagestore"})
+        conf.set_override("imagestore_config", str(self.tmp / "nope.toml"), group="fast")
+        store = glance_store_driver.Store(conf, backend="fast")
+        store.configure()
+        self.assertEqual(store.glance_detail(), {"imagestore_store": None, "driver": None, "read_only": True,
+                                                 "available": False})
 
 
 class Data(Case):

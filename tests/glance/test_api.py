@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from imagestore import Stores
-from tests.services.glance import SharedGlance, stores_of
+from tests.services.glance import IDENTITY, GlanceClient, SharedGlance, stores_of
 
 MiB = 1 << 20
 
@@ -140,7 +140,28 @@ def test_info_stores_lists_the_imagestore_backends(glance: SharedGlance) -> None
     assert stores["fast"] == {"id": "fast", "description": "imagestore files", "default": "true"}
 
 
-def test_info_stores_detail_is_not_covered(glance: SharedGlance) -> None:
-    # Glance describes only the store types it knows (file, rbd, swift, s3, cinder, http);
-    # with an imagestore backend enabled its detail call fails for every store
-    assert glance.client.request("GET", "/v2/info/stores/detail").status == 500
+def test_info_stores_detail_describes_imagestore_backends_beside_glance_stores(glance: SharedGlance) -> None:
+    resp = glance.client.request("GET", "/v2/info/stores/detail")
+    assert resp.status == 200, resp
+    stores = {s["id"]: s for s in resp.json()["stores"]}
+    assert list(stores) == ["fast", "slow", "ceph", "legacy"]  # Glance's order
+    assert stores["fast"] == {
+        "id": "fast", "description": "imagestore files", "default": "true", "type": "imagestore", "weight": 0,
+        "properties": {"imagestore_store": "fast", "driver": "file", "read_only": False, "available": True,
+                       "url_prefix": f"file://{glance.roots['fast']}/"}}
+    assert stores["slow"]["weight"] == 10 and stores["slow"]["properties"]["imagestore_store"] == "slow"
+    ceph = stores["ceph"]
+    assert ceph["type"] == "imagestore" and "read-only" not in ceph
+    assert ceph["properties"] == {"imagestore_store": "ceph", "driver": "rbd", "read_only": False, "available": True,
+                                  "url_prefix": f"rbd://{glance.ceph.fsid}/images/"}
+    legacy = stores["legacy"]  # glance_store's own driver, described by Glance as before
+    assert legacy["type"] == "file" and legacy["properties"]["data_dir"] == str(glance.roots["legacy"])
+    key = next(line.split("=", 1)[1].strip() for line in Path(glance.ceph.keyring).read_text().splitlines()
+               if line.strip().startswith("key"))
+    assert key and key not in resp.body.decode()  # the cephx secret of the rbd store
+    assert glance.ceph.keyring not in resp.body.decode()
+
+
+def test_info_stores_detail_needs_admin(glance: SharedGlance) -> None:
+    member = GlanceClient(glance.client.url, {**IDENTITY, "X-Roles": "member,reader"})
+    assert member.request("GET", "/v2/info/stores/detail").status == 403  # Glance's policy check still applies

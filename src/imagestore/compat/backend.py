@@ -8,18 +8,21 @@ Nothing here imports glance_store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
 from ..contract import DeleteOutcome
-from ..errors import InvalidLocation
+from ..errors import BackendUnavailable, ImageStoreError, InvalidLocation
 from ..hashing import validate_algorithms
 from ..location import Location
 from ..reader import ImageReader
+from ..retry import backoff_delay
 from ..store import Store
 from .uris import PROBE_ID, GlanceForm, form_for, glance_uri, is_secure, url_prefix
 
-__all__ = ["HASHING_KEY", "AddResult", "GlanceBackend", "Verifier"]
+__all__ = ["HASHING_KEY", "AddResult", "GlanceBackend", "Reopening", "Verifier"]
 
 log = logging.getLogger("imagestore.glance")
 
@@ -127,3 +130,61 @@ class GlanceBackend:
     def delete(self, uri: str) -> DeleteOutcome:
         """Delete the image (``DEFERRED`` when clones still depend on it)."""
         return self.store.delete(self.location(uri))
+
+
+class Reopening:
+    """A backend whose store is opened on demand: after a failed open, again on a later call,
+    no sooner than an exponential backoff (jittered, capped) allows, so a dead backend is not
+    hammered and one that comes back is used without restarting the service.
+    """
+
+    def __init__(self, backend_id: str | None, store_name: str, open_backend: Callable[[], GlanceBackend], *,
+                 first_delay: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.backend_id = backend_id
+        self.store_name = store_name
+        self._open = open_backend
+        self._first_delay = first_delay
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._backend: GlanceBackend | None = None
+        self.failures = 0
+        """Failed opens since the last success."""
+        self._error: ImageStoreError | None = None
+        self._retry_at = 0.0
+
+    @property
+    def backend(self) -> GlanceBackend | None:
+        """The opened backend, or None while the store has not opened."""
+        return self._backend
+
+    def _unavailable(self, image: str | None, now: float) -> BackendUnavailable:
+        wait = max(0.0, self._retry_at - now)
+        return BackendUnavailable(f"glance backend {self.backend_id}: the store cannot be opened ({self._error}); "
+                                  f"next attempt in {wait:.1f}s", store=self.store_name, image=image)
+
+    def get(self, image: str | None = None) -> GlanceBackend:
+        """The opened backend; opens it if the backoff allows, else BackendUnavailable saying why and when."""
+        backend = self._backend
+        if backend is not None:
+            return backend
+        with self._lock:  # one thread opens; the others wait for its outcome
+            if self._backend is not None:
+                return self._backend
+            now = self._clock()
+            if self.failures and now < self._retry_at:
+                raise self._unavailable(image, now)
+            try:
+                backend = self._open()
+            except ImageStoreError as exc:
+                self._error = exc
+                self._retry_at = now + backoff_delay(self.failures, self._first_delay)
+                self.failures += 1
+                log.warning("glance backend %s: imagestore store %r cannot be opened (attempt %d): %s; "
+                            "next attempt on a request after %.1fs", self.backend_id, self.store_name,
+                            self.failures, exc, self._retry_at - now)
+                raise self._unavailable(image, now) from None
+            if self.failures:
+                log.info("glance backend %s: imagestore store %r is open again after %d failed attempt(s)",
+                         self.backend_id, self.store_name, self.failures)
+            self._backend, self.failures, self._error = backend, 0, None
+            return backend

@@ -23,7 +23,8 @@ from oslo_config import cfg
 from ..errors import ConfigError, ImageStoreError, InvalidLocation
 from ..location import Location
 from ..stores import Stores
-from .backend import HASHING_KEY, AddResult, GlanceBackend, Verifier
+from . import glance_discovery
+from .backend import HASHING_KEY, AddResult, GlanceBackend, Reopening, Verifier
 from .glance_store_errors import Op, to_glance_store
 from .uris import form_for
 
@@ -78,8 +79,10 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
     def __init__(self, conf: Any, backend: str | None = None) -> None:
         super().__init__(conf, backend)
         self._stores: Stores | None = None
-        self._backend: GlanceBackend | None = None
+        self._loaded: tuple[Stores, str] | None = None
+        self._opening: Reopening | None = None
         self._failure = "the backend was not configured"
+        glance_discovery.install()
 
     # ------------------------------------------------------------ configuration
     def _options(self) -> tuple[str | None, str | None]:
@@ -91,7 +94,10 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
         return exceptions.BadStoreConfiguration(store_name=self.backend_group or ENTRY_POINT, reason=reason)
 
     def _load(self) -> tuple[Stores, str]:
-        """The configured stores and this backend's store name; BadStoreConfiguration naming the option."""
+        """The configured stores and this backend's store name (checked once); BadStoreConfiguration
+        naming the option."""
+        if self._loaded is not None:
+            return self._loaded
         path, name = self._options()
         if not path:
             raise self._bad("imagestore_config is not set: give the path of an imagestore TOML file")
@@ -105,7 +111,13 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
         if name not in list(stores):  # names only: `in` on the mapping would open the store
             raise self._bad(f"imagestore_store: no store named {name!r} in {path} "
                             f"(configured: {', '.join(stores)})")
-        return stores, name
+        try:
+            stores.check(name)
+            form_for(stores.driver_name(name))
+        except ImageStoreError as exc:
+            raise self._bad(f"imagestore_store {name!r}: {exc}") from None
+        self._loaded = (stores, name)
+        return self._loaded
 
     def get_schemes(self) -> tuple[str, ...]:
         """``imagestore`` (how glance_store finds the backend by its type) and the URI schemes of
@@ -118,15 +130,20 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
             return (ENTRY_POINT,)
 
     def configure_add(self) -> None:
-        """Open the store once; set the URI prefix and what it can do (read-only, no ranges)."""
-        if self._backend is not None:
+        """Open the store (a configuration error disables writes, as in glance_store); a store that
+        cannot be opened yet is opened again on a later request, after a backoff."""
+        if self._opening is not None:
             return
         stores, name = self._load()
+        self._opening = Reopening(self.backend_group, name, lambda: self._open(stores, name))
         try:
-            backend = GlanceBackend(self.backend_group, stores[name])
-        except ImageStoreError as exc:
-            raise self._bad(f"imagestore_store {name!r}: {exc}") from None
-        self._backend = backend
+            self._opening.get()
+        except ImageStoreError:  # logged by Reopening; writes stay enabled so a request retries
+            pass
+
+    def _open(self, stores: Stores, name: str) -> GlanceBackend:
+        """Open the store; set the URI prefix and what it can do (read-only, no ranges)."""
+        backend = GlanceBackend(self.backend_group, stores[name])
         self._url_prefix = backend.url_prefix
         caps = backend.store.capabilities
         if not caps.range_read:
@@ -134,14 +151,33 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
             self.set_capabilities(_Bits.READ_ACCESS)
         if not caps.write:
             self.unset_capabilities(_Bits.WRITE_ACCESS)
+        self.update_capabilities()
         log.info("glance backend %s: imagestore store %s (%s), URIs %s...", self.backend_group, name,
                  backend.store.driver.scheme, backend.url_prefix)
+        return backend
 
-    def _require(self) -> GlanceBackend:
-        if self._backend is None:
+    def _require(self, image: str | None = None) -> GlanceBackend:
+        """The opened backend (opened now if it could not be before); ImageStoreError if it cannot be."""
+        if self._opening is None:
             raise exceptions.BackendException(
                 f"glance backend {self.backend_group or ENTRY_POINT} is not usable: {self._failure}")
-        return self._backend
+        return self._opening.get(image)
+
+    def glance_detail(self) -> dict[str, Any]:
+        """What ``GET /v2/info/stores/detail`` shows of this backend: its imagestore store, the
+        store's driver, whether it takes uploads and whether it is open (never a secret)."""
+        detail: dict[str, Any] = {"imagestore_store": None, "driver": None, "read_only": False, "available": False}
+        try:
+            stores, name = self._load()
+        except exceptions.BadStoreConfiguration:
+            detail["read_only"] = True  # glance_store disabled its writes; the reason is in the log
+            return detail
+        backend = self._opening.backend if self._opening else None
+        detail.update(imagestore_store=name, driver=stores.driver_name(name), available=backend is not None,
+                      read_only=not self.is_capable(_Bits.WRITE_ACCESS))
+        if backend is not None:
+            detail["url_prefix"] = backend.url_prefix
+        return detail
 
     @staticmethod
     def _uri(location: Any) -> str:
@@ -155,9 +191,8 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
     def get(self, location: Any, offset: int = 0, chunk_size: int | None = None,
             context: Any = None) -> tuple[Iterator[bytes], int]:
         """``(chunks, length)``; ``chunk_size`` is the length of a ranged read, as in glance_store."""
-        backend = self._require()
         try:
-            chunks, length = backend.get(self._uri(location), offset or 0, chunk_size)
+            chunks, length = self._require().get(self._uri(location), offset or 0, chunk_size)
         except ImageStoreError as exc:
             raise to_glance_store(exc, "get") from None
         return _wrap(chunks, "get"), length
@@ -174,9 +209,8 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
     def add(self, image_id: str, image_file: IO[bytes], image_size: int, hashing_algo: str,
             context: Any = None, verifier: Verifier | None = None) -> AddResult:
         """Store the upload; returns ``(uri, size, md5, multihash, {'store': backend id})``."""
-        backend = self._require()
         try:
-            return backend.add(image_id, image_file, image_size, hashing_algo, verifier)
+            return self._require(image_id).add(image_id, image_file, image_size, hashing_algo, verifier)
         except ImageStoreError as exc:
             if isinstance(exc, ConfigError) and exc.key == HASHING_KEY:
                 raise exceptions.UnknownHashingAlgo(algo=hashing_algo) from None
