@@ -280,9 +280,8 @@ class RbdDriver(Driver):
         depth, parent = 0, img.parent()
         while parent is not None and depth < 64:
             depth += 1
-            if parent.trash:
-                nxt = self.cluster.open(parent.pool, parent.image_id, by_id=True)
-                nxt.snap_set(parent.snap)
+            if parent.trash:  # opened at its snapshot: no handle to leak if that is missing
+                nxt = self.cluster.open(parent.pool, parent.image_id, snap=parent.snap, by_id=True)
             else:
                 nxt = self.cluster.open(parent.pool, parent.image, snap=parent.snap, read_only=True)
             with nxt:
