@@ -458,6 +458,38 @@ def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image
         images.close()
 
 
+def test_one_sweep_leaves_no_childless_trash(ceph_v2: CephCluster, image_id: str) -> None:
+    """Trashed parents that only dead clones' temporaries still needed go in the same sweep:
+    a chain A <- B <- dead temporary in the same pool, and P <- dead temporary in another pool
+    (the parent's store swept first, as ``imagestore sweep --all`` does)."""
+    images, vms = opened(ceph_v2, "images"), opened(ceph_v2, "vms")
+    stamp = int(time.time()) - 7200  # a clone killed two hours ago: no watch, old enough
+
+    def dead_clone(pool: str, parent: str, name: str) -> str:
+        tmp = f"{TMP_PREFIX}{name}.{stamp}.{uuid.uuid4().hex[:8]}"
+        images.cluster.clone("images", parent, "snap", pool, tmp, order=22)
+        return tmp
+
+    def trashed(driver: RbdDriver) -> set[str]:
+        return {e.name for e in driver.cluster.trash_list(driver.pool) if image_id in e.name}
+
+    try:
+        a = put(images, image_id + "-a", b"a" * 4096)
+        b = images.clone(a, images, CloneRequest(image_id + "-b", "cow", {}))
+        p = put(images, image_id + "-p", b"p" * 4096)
+        tmp_b = dead_clone("images", image_id + "-b", image_id + "-bc")
+        tmp_p = dead_clone("vms", image_id + "-p", image_id + "-pc")
+        assert [images.delete(loc) for loc in (b, a, p)] == ["deferred"] * 3
+        assert trashed(images) == {image_id + "-a", image_id + "-b", image_id + "-p"}
+        images.sweep(0)
+        vms.sweep(0)
+        assert trashed(images) == set(), "one sweep left trashed images that nothing needs"
+        assert tmp_b not in temps(images) and tmp_p not in temps(vms)
+    finally:
+        images.close()
+        vms.close()
+
+
 def test_sweep_spares_a_live_writer_however_old(ceph_cluster: CephCluster, images: RbdDriver,
                                                 image_id: str) -> None:
     """Age alone never condemns an upload: a writer that still holds its image is left alone,
