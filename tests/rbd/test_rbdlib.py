@@ -100,6 +100,24 @@ def test_connect_again_after_a_dead_mon_retries(ceph_v1: CephCluster, tmp_path: 
 
 
 @pytest.mark.ceph
+def test_connect_to_an_unresolvable_mon_is_transient(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    """A mon_host name that does not resolve (DNS down, or a typo) is no monitor reachable, named."""
+    conf = Path(ceph_v1.conf).read_text()
+    dead = tmp_path / "dns.conf"
+    dead.write_text("\n".join(
+        "mon host = mon.nowhere.invalid" if line.startswith("mon host") else line for line in conf.splitlines())
+        + "\n")
+    cluster = _rbdlib.Cluster(str(dead), "imagestore", ceph_v1.keyring, connect_timeout=1, label="dns")
+    try:
+        with pytest.raises(Transient) as err:
+            cluster.connect()
+        assert err.value.errno == errno.EINVAL  # type: ignore[attr-defined]
+        assert "mon.nowhere.invalid" in str(err.value) and "do not resolve" in str(err.value)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.ceph
 def test_connect_errors(ceph_v1: CephCluster, tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         _rbdlib.Cluster(str(tmp_path / "missing.conf"))
