@@ -539,15 +539,12 @@ class RbdDriver(Driver):
         return report
 
     def _sweep_trash(self, now: float, deadline: float | None) -> SweepReport:
-        """Purge this pool's trashed images (deleted ones, and temporaries whose removal was
-        interrupted) that no clone needs any more."""
+        """Purge this pool's trashed (deleted) images that no clone needs any more."""
         report = SweepReport()
         for entry in self.cluster.trash_list(self.pool):
             if self._late(deadline):
                 break
-            ours = entry.source == rbdlib.TRASH_SOURCE_USER or (
-                entry.source == rbdlib.TRASH_SOURCE_REMOVING and entry.name.startswith(TMP_PREFIX))
-            if ours and entry.deferment_end_time <= now:
+            if entry.source == rbdlib.TRASH_SOURCE_USER and entry.deferment_end_time <= now:
                 report += self._purge_quietly(self.pool, entry.id)
         return report
 

@@ -199,7 +199,7 @@ class RbdBackend(Backend):
                 kind = "temporary" if name.startswith(".tmp.") else "image"
                 found.append(BackendObject(store, kind, name))
                 ids[(store, name)] = row["id"]
-            for row in self.rbd("trash", "ls", "--all", pool):  # interrupted removals too
+            for row in self.rbd("trash", "ls", "--all", pool):  # every source, not only user deletes
                 if prefix in row["name"]:
                     found.append(BackendObject(store, "trash", row["name"]))
                     ids[(store, row["name"])] = row["id"]

@@ -30,7 +30,6 @@ RBD_FEATURE_LAYERING = 1
 OP_FEATURE_CLONE_PARENT = 1 << 0
 OP_FEATURE_CLONE_CHILD = 1 << 1
 TRASH_SOURCE_USER = 0
-TRASH_SOURCE_REMOVING = 3  # rbd_remove moves an image here first; a killed removal leaves it
 
 INSTALL_HINT = "install the Ceph client libraries: apt install librbd1 librados2 (Debian/Ubuntu)"
 
