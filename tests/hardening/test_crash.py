@@ -4,11 +4,13 @@ and sweep, then check the invariants (see imagestore.testing.crash). The full-si
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from imagestore.drivers.rbdlib import Cluster
 from imagestore.testing.backends import Backend, FileBackend
 from imagestore.testing.crash import OPS, WRITES, CrashSweep
 from tests.services.ceph import CephCluster
@@ -95,3 +97,34 @@ def test_rbd_delete_killed_at_any_late_boundary_leaves_no_orphan(ceph_v2: CephCl
     report = sweep.finish()
     assert report["orphans"] == [] and report["residue"] == [], report
     assert_clean({**report, "by_operation": dict.fromkeys(OPS, 1)}, at_least=calls // 2)
+
+
+@pytest.mark.ceph
+def test_rbd_backend_counts_a_childless_trash_entry_and_a_watch(ceph_v2: CephCluster, prefix: str) -> None:
+    """What the one-sweep check relies on: a trashed image a clone needs is ``deferred``, one
+    nothing needs is ``trash`` (an orphan); a temporary a client watches is ``held``."""
+    backend = rbd_backend(ceph_v2)
+    parent, child = f"{prefix}-p", f"{prefix}-c"
+    ceph_v2.admin("rbd", "create", "--size", "4M", f"images/{parent}")
+    ceph_v2.admin("rbd", "snap", "create", f"images/{parent}@snap")
+    ceph_v2.admin("rbd", "clone", f"images/{parent}@snap", f"vms/{child}")
+    ceph_v2.admin("rbd", "trash", "mv", f"images/{parent}")
+    kinds = {(o.store, o.kind, o.name) for o in backend.objects(prefix)}
+    assert kinds == {("images", "deferred", parent), ("vms", "image", child)}, kinds
+    ceph_v2.admin("rbd", "rm", f"vms/{child}")
+    kinds = {(o.store, o.kind, o.name) for o in backend.objects(prefix)}
+    assert kinds == {("images", "trash", parent)}, kinds
+    [entry] = [e for e in backend.rbd("trash", "ls", "images") if e["name"] == parent]
+    ceph_v2.admin("rbd", "snap", "purge", "--image-id", entry["id"], "-p", "images")
+    ceph_v2.admin("rbd", "trash", "rm", "-p", "images", entry["id"])
+    old = f".tmp.{prefix}-w.{int(time.time()) - 7200}.abcd1234"  # old: held only while watched
+    ceph_v2.admin("rbd", "create", "--size", "4M", f"images/{old}")
+    cluster = Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="held")
+    try:
+        with cluster.open("images", old):  # a read-write open is a watch
+            assert backend.held(prefix) == [f"images:temporary:{old}"]
+        assert backend.held(prefix) == []
+        assert [o.kind for o in backend.objects(prefix)] == ["temporary"]
+    finally:
+        cluster.shutdown()
+        ceph_v2.admin("rbd", "rm", f"images/{old}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from imagestore.config import StoreSettings
-from imagestore.drivers import CloneRequest, DriverContext
+from imagestore.drivers import CloneRequest, DriverContext, rbd_io, rbdlib
 from imagestore.drivers.rbd import TMP_PREFIX, RbdDriver
 from imagestore.errors import (
     AlreadyExists,
@@ -29,6 +31,7 @@ from imagestore.errors import (
 from imagestore.location import Location
 from imagestore.store import Store
 from tests.services.ceph import CephCluster
+from tests.services.ports import free_port
 
 pytestmark = pytest.mark.ceph
 MiB = 1 << 20
@@ -96,6 +99,27 @@ def image_id() -> str:
 
 
 # ------------------------------------------------------------------ layout, publish
+def test_dead_monitor_is_unavailable(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    """A monitor port where nothing listens, the default connect_timeout and one retry:
+    BackendUnavailable naming the monitor and the conf (never the key), not a BackendError."""
+    conf = Path(ceph_v1.conf).read_text()
+    mon = f"v2:127.0.0.1:{free_port()}"
+    dead = tmp_path / "dead.conf"
+    dead.write_text("\n".join(
+        f"mon host = {mon}" if line.startswith("mon host") else line for line in conf.splitlines()) + "\n")
+    driver = RbdDriver("dead", conf=str(dead), pool="images", user="imagestore", keyring=ceph_v1.keyring)
+    key = Path(ceph_v1.keyring).read_text().split("key = ", 1)[1].split()[0]
+    try:
+        with pytest.raises(BackendUnavailable) as err:
+            Store(driver, StoreSettings(retries=1, retry_backoff=0.01))
+        text = str(err.value)
+        assert err.value.store == "dead"
+        assert mon in text and str(dead) in text and "2 attempt(s)" in text
+        assert key not in text and ceph_v1.keyring not in text
+    finally:
+        driver.close()
+
+
 def test_publish_layout_and_roundtrip(ceph_cluster: CephCluster, images: RbdDriver, image_id: str) -> None:
     data = data_of(5 * MiB + 123)
     loc = put(images, image_id, data, metadata={"md5": "abc", "format": "raw"})
@@ -344,6 +368,71 @@ def test_delete_with_children(ceph_cluster: CephCluster, images: RbdDriver, vms:
     put(images, image_id, b"reused id")
 
 
+def test_distinct_part_lengths_keep_no_zero_buffers(ceph_v1: CephCluster, image_id: str) -> None:
+    """Adds whose sizes are not a multiple of the object size leave no zero buffer behind per
+    distinct last-part length: what the writer's module keeps stays within one part."""
+    driver = opened(ceph_v1, "images", order=20)  # 1 MiB parts
+    try:
+        put(driver, image_id + "-warm", data_of(driver.chunk, seed=1))
+        tracemalloc.start()
+        try:
+            before = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_io.__file__)])
+            for k in range(1, 9):
+                put(driver, f"{image_id}-{k}", data_of(2 * driver.chunk - 4096 * k, seed=k), piece=driver.chunk)
+            after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_io.__file__)])
+        finally:
+            tracemalloc.stop()
+        grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+        assert grown <= driver.chunk, f"the writer kept {grown} bytes after 8 adds of distinct lengths"
+        loc = driver.location_for(f"{image_id}-8")
+        assert read_all(driver, loc) == data_of(2 * driver.chunk - 4096 * 8, seed=8)
+    finally:
+        driver.close()
+
+
+def test_clone_depth_closes_the_parent_when_its_snapshot_is_missing(
+        ceph_v2: CephCluster, monkeypatch: pytest.MonkeyPatch, image_id: str) -> None:
+    """Walking to a trashed parent whose snapshot cannot be opened raises NotFound and leaves
+    no image handle open (every handle opened is closed)."""
+    images = opened(ceph_v2, "images")
+    try:
+        loc = put(images, image_id, b"p" * 4096)
+        child = images.clone(loc, images, CloneRequest(image_id + "-c", "cow", {}))
+        assert images.delete(loc) == "deferred"
+        real_parent = rbdlib.Image.parent
+        child_name = image_id + "-c"
+
+        def parent_snapshot_gone(img: rbdlib.Image) -> rbdlib.ParentSpec | None:
+            spec = real_parent(img)
+            if img.name == child_name and spec is not None:
+                assert spec.trash  # the walk takes the trashed-parent path
+                return dataclasses.replace(spec, snap="gone")
+            return spec
+
+        handles: list[rbdlib.Image] = []
+        closed: set[int] = set()
+        real_open, real_close = images.cluster.open, rbdlib.Image.close
+
+        def counted_open(*args: Any, **kwargs: Any) -> rbdlib.Image:
+            img = real_open(*args, **kwargs)
+            handles.append(img)
+            return img
+
+        def counted_close(img: rbdlib.Image) -> None:
+            closed.add(id(img))
+            real_close(img)
+
+        monkeypatch.setattr(rbdlib.Image, "parent", parent_snapshot_gone)
+        monkeypatch.setattr(rbdlib.Image, "close", counted_close)
+        monkeypatch.setattr(images.cluster, "open", counted_open)
+        with pytest.raises(NotFound):
+            images.clone_depth(child)
+        assert handles and all(id(img) in closed for img in handles), "an image handle was left open"
+    finally:
+        monkeypatch.undo()
+        images.close()
+
+
 def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image_id: str) -> None:
     images = opened(ceph_v2, "images")
     try:
@@ -367,6 +456,38 @@ def test_sweep_purges_orphaned_trash_and_stale_temps(ceph_v2: CephCluster, image
         del child
     finally:
         images.close()
+
+
+def test_one_sweep_leaves_no_childless_trash(ceph_v2: CephCluster, image_id: str) -> None:
+    """Trashed parents that only dead clones' temporaries still needed go in the same sweep:
+    a chain A <- B <- dead temporary in the same pool, and P <- dead temporary in another pool
+    (the parent's store swept first, as ``imagestore sweep --all`` does)."""
+    images, vms = opened(ceph_v2, "images"), opened(ceph_v2, "vms")
+    stamp = int(time.time()) - 7200  # a clone killed two hours ago: no watch, old enough
+
+    def dead_clone(pool: str, parent: str, name: str) -> str:
+        tmp = f"{TMP_PREFIX}{name}.{stamp}.{uuid.uuid4().hex[:8]}"
+        images.cluster.clone("images", parent, "snap", pool, tmp, order=22)
+        return tmp
+
+    def trashed(driver: RbdDriver) -> set[str]:
+        return {e.name for e in driver.cluster.trash_list(driver.pool) if image_id in e.name}
+
+    try:
+        a = put(images, image_id + "-a", b"a" * 4096)
+        b = images.clone(a, images, CloneRequest(image_id + "-b", "cow", {}))
+        p = put(images, image_id + "-p", b"p" * 4096)
+        tmp_b = dead_clone("images", image_id + "-b", image_id + "-bc")
+        tmp_p = dead_clone("vms", image_id + "-p", image_id + "-pc")
+        assert [images.delete(loc) for loc in (b, a, p)] == ["deferred"] * 3
+        assert trashed(images) == {image_id + "-a", image_id + "-b", image_id + "-p"}
+        images.sweep(0)
+        vms.sweep(0)
+        assert trashed(images) == set(), "one sweep left trashed images that nothing needs"
+        assert tmp_b not in temps(images) and tmp_p not in temps(vms)
+    finally:
+        images.close()
+        vms.close()
 
 
 def test_sweep_spares_a_live_writer_however_old(ceph_cluster: CephCluster, images: RbdDriver,

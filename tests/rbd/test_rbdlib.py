@@ -79,6 +79,45 @@ def test_connect_to_dead_mon_times_out_quickly(ceph_v1: CephCluster, tmp_path: P
 
 
 @pytest.mark.ceph
+def test_connect_again_after_a_dead_mon_retries(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    """librados answers every connect after a failed one on the same handle with EINPROGRESS:
+    a retry must reach the monitors again, and the error names them (never the key)."""
+    conf = Path(ceph_v1.conf).read_text()
+    dead = tmp_path / "dead.conf"
+    dead.write_text("\n".join(
+        "mon host = v2:127.0.0.1:9" if line.startswith("mon host") else line for line in conf.splitlines()) + "\n")
+    cluster = _rbdlib.Cluster(str(dead), "imagestore", ceph_v1.keyring, connect_timeout=1, label="dead")
+    key = Path(ceph_v1.keyring).read_text().split("key = ", 1)[1].split()[0]
+    try:
+        for _ in range(2):
+            with pytest.raises(Transient) as err:
+                cluster.connect()
+            assert err.value.errno == errno.ETIMEDOUT  # type: ignore[attr-defined]
+            assert "v2:127.0.0.1:9" in str(err.value) and str(dead) in str(err.value)
+            assert key not in str(err.value)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.ceph
+def test_connect_to_an_unresolvable_mon_is_transient(ceph_v1: CephCluster, tmp_path: Path) -> None:
+    """A mon_host name that does not resolve (DNS down, or a typo) is no monitor reachable, named."""
+    conf = Path(ceph_v1.conf).read_text()
+    dead = tmp_path / "dns.conf"
+    dead.write_text("\n".join(
+        "mon host = mon.nowhere.invalid" if line.startswith("mon host") else line for line in conf.splitlines())
+        + "\n")
+    cluster = _rbdlib.Cluster(str(dead), "imagestore", ceph_v1.keyring, connect_timeout=1, label="dns")
+    try:
+        with pytest.raises(Transient) as err:
+            cluster.connect()
+        assert err.value.errno == errno.EINVAL  # type: ignore[attr-defined]
+        assert "mon.nowhere.invalid" in str(err.value) and "do not resolve" in str(err.value)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.ceph
 def test_connect_errors(ceph_v1: CephCluster, tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         _rbdlib.Cluster(str(tmp_path / "missing.conf"))

@@ -43,6 +43,8 @@ __all__ = ["RbdDriver"]
 log = logging.getLogger("imagestore")
 TMP_PREFIX = ".tmp."
 MIMIC = 13  # the Ceph release from which librbd makes clone v2 ("auto" clone format)
+# what sweep leaves for a later sweep: in use, gone meanwhile, unreachable, not ours to remove
+_SWEEP_SKIPS = (InUse, NotFound, Transient, PermissionDenied)
 _FLATTEN_RE = re.compile(r"never|always|max_depth=(\d+)")
 
 
@@ -280,9 +282,8 @@ class RbdDriver(Driver):
         depth, parent = 0, img.parent()
         while parent is not None and depth < 64:
             depth += 1
-            if parent.trash:
-                nxt = self.cluster.open(parent.pool, parent.image_id, by_id=True)
-                nxt.snap_set(parent.snap)
+            if parent.trash:  # opened at its snapshot: no handle to leak if that is missing
+                nxt = self.cluster.open(parent.pool, parent.image_id, snap=parent.snap, by_id=True)
             else:
                 nxt = self.cluster.open(parent.pool, parent.image, snap=parent.snap, read_only=True)
             with nxt:
@@ -492,25 +493,27 @@ class RbdDriver(Driver):
 
     def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
         """Remove dead writers' temporary images (unwatched, older than ``older_than``) and
-        trashed images whose clones are all gone."""
+        trashed images whose clones are all gone, until a pass removes nothing: one sweep
+        leaves no trash entry that became childless while it ran (temporaries go first, and
+        a dead clone's trashed parent goes with it, in whichever pool)."""
         report = SweepReport()
-        now = time.time()
-
-        def late() -> bool:
-            return deadline is not None and time.monotonic() > deadline
-
-        for entry in self.cluster.trash_list(self.pool):
-            if late():
+        while True:
+            now = time.time()
+            found = self._sweep_temps(older_than, now, deadline)
+            found += self._sweep_trash(now, deadline)
+            report += found
+            if not found.removed or self._late(deadline):
                 return report
-            if entry.source != rbdlib.TRASH_SOURCE_USER or entry.deferment_end_time > now:
-                continue
-            try:
-                if self._purge_trashed(self.pool, entry.id):
-                    report += SweepReport(1, 0)
-            except (InUse, NotFound, Transient):
-                continue
+
+    @staticmethod
+    def _late(deadline: float | None) -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    def _sweep_temps(self, older_than: float, now: float, deadline: float | None) -> SweepReport:
+        """Remove the temporaries of dead writers (and the trashed parents only they still needed)."""
+        report = SweepReport()
         for _, image in self.cluster.list_images(self.pool):
-            if late():
+            if self._late(deadline):
                 break
             if not image.startswith(TMP_PREFIX):
                 continue
@@ -525,11 +528,33 @@ class RbdDriver(Driver):
                     if img.watchers():
                         continue  # its writer is alive (a dead client's watch expires in ~30 s)
                     size = img.size()
+                    parent = img.parent()
                 self._remove_fully(self.pool, image)
                 report += SweepReport(1, size)
-            except (InUse, NotFound, Transient):
+            except _SWEEP_SKIPS as exc:
+                log.info("store %s: sweep left %s (%s)", self.name, image, exc)
                 continue
+            if parent is not None and parent.trash:
+                report += self._purge_quietly(parent.pool, parent.image_id)
         return report
+
+    def _sweep_trash(self, now: float, deadline: float | None) -> SweepReport:
+        """Purge this pool's trashed (deleted) images that no clone needs any more."""
+        report = SweepReport()
+        for entry in self.cluster.trash_list(self.pool):
+            if self._late(deadline):
+                break
+            if entry.source == rbdlib.TRASH_SOURCE_USER and entry.deferment_end_time <= now:
+                report += self._purge_quietly(self.pool, entry.id)
+        return report
+
+    def _purge_quietly(self, pool: str, image_id: str) -> SweepReport:
+        """``_purge_trashed`` for sweep: what cannot go now is logged and left for a later sweep."""
+        try:
+            return SweepReport(1, 0) if self._purge_trashed(pool, image_id) else SweepReport()
+        except _SWEEP_SKIPS as exc:
+            log.info("store %s: sweep left trashed image %s/%s (%s)", self.name, pool, image_id, exc)
+            return SweepReport()
 
     def close(self) -> None:
         """Shut the librados connection down."""

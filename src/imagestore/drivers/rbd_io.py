@@ -66,7 +66,7 @@ class RbdWriter:
         if end > self._cap:  # unknown (or exceeded) size: grow by doubling, trimmed at commit
             self._cap = max(end, self._cap * 2, 64 << 20)
             img.resize(self._cap)
-        if data == _zeros(len(data)):
+        if _is_zero(data):
             return done(0)  # a fresh image reads zeros there already
         return _Aio(img.aio_write(offset, data, len(data)), "rbd_aio_write", self._d.name, self._id)  # type: ignore[arg-type]
 
@@ -124,14 +124,17 @@ class RbdWriter:
             pass
 
 
-_ZEROS: dict[int, bytes] = {}
+_ZERO = memoryview(b"")  # one shared zero buffer, as long as the longest part seen (<= 32 MiB)
 
 
-def _zeros(n: int) -> bytes:
-    z = _ZEROS.get(n)
-    if z is None:
-        z = _ZEROS[n] = bytes(n)
-    return z
+def _is_zero(data: memoryview) -> bool:
+    """Whether ``data`` is all zero bytes; compared with a slice of the one zero buffer, so
+    parts of many different lengths keep no more than one part's worth of zeros alive."""
+    global _ZERO
+    zero = _ZERO
+    if len(zero) < len(data):
+        zero = _ZERO = memoryview(bytes(len(data)))
+    return data == zero[: len(data)]
 
 
 class RbdReader(ReadAhead):

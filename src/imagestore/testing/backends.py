@@ -12,6 +12,7 @@ images" is checked against the backend itself, not against what imagestore says.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -36,8 +37,8 @@ class BackendObject:
     """Something of a run found in the backend: which store, its kind and its name there.
 
     ``kind`` is ``image`` (a published name), ``temporary`` (a writer's temporary),
-    ``snapshot`` (an extra snapshot of a published image) or ``deferred`` (a trashed
-    image that clones still need).
+    ``snapshot`` (an extra snapshot of a published image), ``deferred`` (a trashed
+    image that clones still need) or ``trash`` (a trashed image nothing needs).
     """
 
     store: str
@@ -75,6 +76,11 @@ class Backend(ABC):
     def plant_dead_temporary(self, store: str, image_id: str, size: int) -> str:
         """Leave what a writer killed long ago leaves (an unlocked, old temporary); its name."""
 
+    def held(self, prefix: str) -> list[str] | None:
+        """What of the run a (dead) client still holds, or is too young for sweep to take: once
+        this is empty, one sweep must leave nothing. None: the backend cannot tell."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Where the backend is (for reports; no secret)."""
         return {"kind": self.kind}
@@ -107,6 +113,28 @@ class FileBackend(Backend):
             tmp = root / ".tmp"
             if tmp.is_dir():
                 found += [BackendObject(store, "temporary", e) for e in sorted(os.listdir(tmp)) if prefix in e]
+        return found
+
+    def held(self, prefix: str) -> list[str] | None:
+        """Temporaries whose writer's flock is still held, or younger than the driver's 10 s."""
+        found = []
+        for obj in self.objects(prefix):
+            if obj.kind != "temporary":
+                continue
+            path = self.root(obj.store) / ".tmp" / obj.name
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            except FileNotFoundError:
+                continue
+            try:
+                young = time.time() - os.fstat(fd).st_mtime < 10.0
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                young = True
+            finally:
+                os.close(fd)
+            if young:
+                found.append(str(obj))
         return found
 
     def plant_dead_temporary(self, store: str, image_id: str, size: int) -> str:
@@ -155,8 +183,9 @@ class RbdBackend(Backend):
             raise RuntimeError(f"rbd {' '.join(args)}: {proc.stderr.strip()[-300:]}")
         return json.loads(proc.stdout or "[]")
 
-    def objects(self, prefix: str) -> list[BackendObject]:
-        found = []
+    def _listing(self, prefix: str) -> tuple[list[BackendObject], dict[tuple[str, str], str]]:
+        """The run's objects, trash entries as ``trash``, and ``(store, name) -> image id``."""
+        found, ids = [], {}
         for store in STORES:
             pool = self.pools[store]
             for row in self.rbd("ls", "-l", pool):
@@ -169,9 +198,45 @@ class RbdBackend(Backend):
                     continue
                 kind = "temporary" if name.startswith(".tmp.") else "image"
                 found.append(BackendObject(store, kind, name))
-            found += [BackendObject(store, "deferred", row["name"]) for row in self.rbd("trash", "ls", pool)
-                      if prefix in row["name"]]
-        return found
+                ids[(store, name)] = row["id"]
+            for row in self.rbd("trash", "ls", "--all", pool):  # every source, not only user deletes
+                if prefix in row["name"]:
+                    found.append(BackendObject(store, "trash", row["name"]))
+                    ids[(store, row["name"])] = row["id"]
+        return found, ids
+
+    def objects(self, prefix: str) -> list[BackendObject]:
+        """A trashed image is ``deferred`` while a clone (visible, temporary or trashed) needs it,
+        else ``trash``: something a sweep should have purged."""
+        found, ids = self._listing(prefix)
+        needed = set()
+        for obj in found:
+            if obj.kind == "snapshot":
+                continue
+            pool, image_id = self.pools[obj.store], ids[(obj.store, obj.name)]
+            parent = self.rbd("info", "-p", pool, "--image-id", image_id).get("parent")
+            if parent:
+                needed.add(parent["id"])
+        return [BackendObject(o.store, "deferred", o.name)
+                if o.kind == "trash" and ids[(o.store, o.name)] in needed else o for o in found]
+
+    def held(self, prefix: str) -> list[str] | None:
+        """Temporaries and trashed images a client still watches, and temporaries younger than
+        the driver's ``min_temp_age`` (10 s)."""
+        found, ids = self._listing(prefix)
+        held = []
+        for obj in found:
+            if obj.kind not in ("temporary", "trash"):
+                continue
+            if obj.kind == "temporary" and time.time() - int(obj.name.rsplit(".", 2)[1]) < 10:
+                held.append(str(obj))
+                continue
+            proc = subprocess.run(["rados", "-c", self.conf, "-p", self.pools[obj.store], "listwatchers",
+                                   f"rbd_header.{ids[(obj.store, obj.name)]}"], capture_output=True, text=True,
+                                  timeout=120)
+            if proc.stdout.strip():
+                held.append(str(obj))
+        return held
 
     def plant_dead_temporary(self, store: str, image_id: str, size: int) -> str:
         name = f".tmp.{image_id}.{int(time.time()) - 7200}.{secrets.token_hex(4)}"

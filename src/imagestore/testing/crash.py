@@ -402,17 +402,22 @@ class CrashSweep:
             time.sleep(wait)
         for point, what, fn in self._later:
             self._again(point, what, fn)
-        # a dead client's lock or watch lapses after about sweep_wait, later on a loaded
-        # machine: sweep again until nothing is left or one more sweep_wait has passed
+        # a dead client's lock or watch lapses after about sweep_wait, later on a loaded machine:
+        # wait (up to one more sweep_wait) until the backend says nothing is held, then ONE sweep
+        # of each store must leave nothing. A backend that cannot tell is swept until clean.
         deadline = time.monotonic() + max(self.backend.sweep_wait, 10.0)
+        held = self.backend.held(self.prefix)
+        while held and time.monotonic() < deadline:
+            time.sleep(1)
+            held = self.backend.held(self.prefix)
         while True:
             for opened in self.stores.values():
                 opened.sweep(0)
             shown = visible(self.backend, self.stores, self.prefix)
             orphans = [o for o in self.backend.objects(self.prefix)
-                       if o.kind in ("temporary", "snapshot")
+                       if o.kind in ("temporary", "snapshot", "trash")
                        or (o.kind == "image" and (o.store, o.name) not in shown)]
-            if not orphans or time.monotonic() > deadline:
+            if held is not None or not orphans or time.monotonic() > deadline:
                 break
             time.sleep(2)
         self.tally.orphans_after_sweep = len(orphans)

@@ -14,9 +14,13 @@ from ctypes import byref, c_int, c_size_t, c_void_p
 from dataclasses import dataclass
 
 from ...errors import ConfigError, NotFound
-from ._ffi import RBD_FEATURE_LAYERING, RbdError, _b, _ImageSpec, _s, _TrashInfo, error_for, load
+from ._ffi import RBD_FEATURE_LAYERING, RbdError, RbdTransient, _b, _ImageSpec, _s, _TrashInfo, error_for, load
 from .image import Image
 
+# what rados_connect returns when no monitor answers: ETIMEDOUT after client_mount_timeout,
+# EINVAL for a mon_host that does not resolve, EINPROGRESS on a handle whose connect failed
+_NO_MONITOR = frozenset(-e for e in (_errno.ETIMEDOUT, _errno.EINPROGRESS, _errno.EINVAL, _errno.ECONNREFUSED,
+                                     _errno.EHOSTUNREACH, _errno.ENETUNREACH, _errno.ECONNRESET, _errno.ESHUTDOWN))
 _MON_TOKEN = re.compile(r"\[[^\]]*\]|[^\s,;]+")
 # connections still open when the interpreter exits are shut down first: librados'
 # threads must not outlive the Python objects (and C++ statics) they use
@@ -51,6 +55,9 @@ class Cluster:
         self.conf = conf
         self.user = user
         self.label = label
+        self._keyring = keyring
+        self._connect_timeout = max(1, math.ceil(connect_timeout))
+        self._op_timeout = max(1, math.ceil(op_timeout))
         self._lock = threading.Lock()
         self._ioctx: dict[str, c_void_p] = {}
         self._connected = False
@@ -58,19 +65,28 @@ class Cluster:
         self._handle = c_void_p()
         if not os.path.isfile(conf):
             raise ConfigError(f"ceph configuration file {conf!r} does not exist", key=f"stores.{label}.conf")
-        self._check(self.lib.rados_create(byref(self._handle), _b(user)), "rados_create")
+        self._configure()
+        self._closed = False
+        _OPEN.add(self)
+
+    def _configure(self) -> None:
+        """Create ``self._handle`` and configure it from the conf file and the options."""
+        handle = c_void_p()
+        self._check(self.lib.rados_create(byref(handle), _b(self.user)), "rados_create")
+        self._handle = handle
         try:
-            ret = self.lib.rados_conf_read_file(self._handle, _b(conf))
+            ret = self.lib.rados_conf_read_file(handle, _b(self.conf))
             if ret < 0:
                 raise ConfigError(
-                    f"cannot read ceph configuration {conf!r}: {os.strerror(-ret)}", key=f"stores.{label}.conf"
+                    f"cannot read ceph configuration {self.conf!r}: {os.strerror(-ret)}",
+                    key=f"stores.{self.label}.conf",
                 )
-            if keyring:
-                self._set("keyring", keyring)
+            if self._keyring:
+                self._set("keyring", self._keyring)
             # these options take whole seconds; 0 would mean "wait forever"
-            self._set("client_mount_timeout", str(max(1, math.ceil(connect_timeout))))
-            self._set("rados_mon_op_timeout", str(max(1, math.ceil(op_timeout))))
-            self._set("rados_osd_op_timeout", str(max(1, math.ceil(op_timeout))))
+            self._set("client_mount_timeout", str(self._connect_timeout))
+            self._set("rados_mon_op_timeout", str(self._op_timeout))
+            self._set("rados_osd_op_timeout", str(self._op_timeout))
             # never write a log file or an admin socket on behalf of a library user
             self._set("log_file", "")
             self._set("admin_socket", "")
@@ -78,10 +94,9 @@ class Cluster:
             self._set("log_to_stderr", "false")
             self._set("err_to_stderr", "false")
         except BaseException:
-            self.lib.rados_shutdown(self._handle)
+            self.lib.rados_shutdown(handle)
+            self._handle = c_void_p()
             raise
-        self._closed = False
-        _OPEN.add(self)
 
     def _check(self, ret: int, op: str, image: str | None = None) -> int:
         if ret < 0:
@@ -104,7 +119,7 @@ class Cluster:
             return buf.value.decode()
 
     def connect(self) -> None:
-        """Connect if not yet connected; errors are mapped (a dead mon gives Transient quickly)."""
+        """Connect if not yet connected; no reachable monitor is Transient (after ``connect_timeout``)."""
         if self._connected:
             return
         with self._lock:
@@ -118,8 +133,33 @@ class Cluster:
                         f"(conf {self.conf!r})",
                         key=f"stores.{self.label}.keyring",
                     )
+                if ret in _NO_MONITOR:
+                    raise self._unreachable(-ret)
                 self._check(ret, f"rados_connect(client.{self.user})")
                 self._connected = True
+
+    def _unreachable(self, code: int) -> RbdTransient:
+        """The error of a connect that reached no monitor, naming them; the handle is replaced
+        (librados answers every later connect on it with EINPROGRESS), so a retry really retries."""
+        try:
+            mons = ", ".join(self.mon_hosts()) or "none in mon_host"
+        except Exception:  # noqa: BLE001 - the message names what it can
+            mons = "unknown"
+        self.lib.rados_shutdown(self._handle)
+        self._handle = c_void_p()
+        self._configure()
+        where = f", store {self.label!r}" if self.label else ""
+        if code == _errno.EINVAL:
+            reason = "their addresses do not resolve"
+        elif code == _errno.ETIMEDOUT:
+            reason = f"none answered within connect_timeout ({self._connect_timeout} s)"
+        else:
+            reason = os.strerror(code)
+        return RbdTransient(
+            f"no Ceph monitor reachable as client.{self.user} (monitors {mons} from {self.conf!r}): "
+            f"{reason} (errno {code}){where}",
+            errno=code,
+        )
 
     def handle(self) -> c_void_p:
         """The connected rados_t handle."""
@@ -177,7 +217,8 @@ class Cluster:
             for io in self._ioctx.values():
                 self.lib.rados_ioctx_destroy(io)
             self._ioctx.clear()
-            self.lib.rados_shutdown(self._handle)
+            if self._handle:
+                self.lib.rados_shutdown(self._handle)
             self._connected = False
         _OPEN.discard(self)
 
