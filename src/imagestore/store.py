@@ -21,16 +21,17 @@ from .errors import (
     BackendError,
     ChecksumMismatch,
     ImageStoreError,
+    InvalidArgument,
     InvalidLocation,
     NoSpace,
     NotFound,
     UnsafeImage,
     Unsupported,
 )
-from .hashing import compare, strongest, validate_algorithms
+from .hashing import compare, strongest, validate_algorithms, validate_digests
 from .limits import AddGate, IdleWatch
 from .location import DirectAccess, Location, validate_image_id
-from .pipeline import Limit, Source, write_stream
+from .pipeline import Limit, Source, check_source, write_stream
 from .progress import Progress
 from .reader import ImageReader, write_atomically
 from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
@@ -106,7 +107,11 @@ class Store(ConsumerOps):
         s = self.settings
         context = DriverContext(concurrency=s.concurrency, chunk_size=s.chunk_size, retries=s.retries,
                                 retry_backoff=s.retry_backoff)
-        self._caps: Capabilities = self._call("open store", lambda: driver.open(context))
+        try:
+            self._caps: Capabilities = self._call("open store", lambda: driver.open(context))
+        except BaseException:
+            self.close()  # a failed probe must not leak the driver's connection pools
+            raise
         self._sweep_lock = threading.Lock()
         self._swept_at: float | None = None
         self._publish_lock = threading.Lock()
@@ -185,9 +190,11 @@ class Store(ConsumerOps):
         """
         validate_image_id(image_id)
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise ValueError(f"size must be a non-negative int or None, not {size!r}")
+            raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
+                                  image=image_id)
+        check_source(data, store=self.name, image=image_id)
         self._require_write(image_id)
-        settings = _with_algorithms(self.settings, [*(checksums or ()), *(expected or {})])
+        settings = _with_algorithms(self.settings, checksums, expected, store=self.name, image=image_id)
         limit = self.limit()
         if size is not None:
             limit.check(size, "declared size", store=self.name, image=image_id)
@@ -270,8 +277,10 @@ class Store(ConsumerOps):
         A broken transfer resumes from where it stopped.
         """
         loc = self.location(location)
-        if offset < 0 or (length is not None and length < 0):
-            raise ValueError("offset and length must be non-negative")
+        if not _is_count(offset) or (length is not None and not _is_count(length)):
+            raise InvalidArgument(f"offset and length must be non-negative ints, not {offset!r} and {length!r}",
+                                  store=self.name, image=loc.image)
+        validate_digests(expected, store=self.name, image=loc.image)
         info = self.stat(loc)
         whole = offset == 0 and (length is None or length >= info.size)
         if verify is None:
@@ -326,8 +335,9 @@ class Store(ConsumerOps):
         if ttl is not None:
             if not self._caps.presign:
                 raise Unsupported("this store cannot presign URLs (no ttl)", store=self.name, image=loc.image)
-            if not ttl > 0:
-                raise ValueError("ttl must be a positive number of seconds")
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0 or ttl == float("inf"):
+                raise InvalidArgument(f"ttl must be a positive number of seconds, not {ttl!r}", store=self.name,
+                                      image=loc.image)
         return self._call("locate", lambda: self.driver.locate(loc, ttl), loc.image)
 
     def delete(self, location: Location | str) -> DeleteOutcome:
@@ -360,7 +370,8 @@ class Store(ConsumerOps):
         target = to or self
         loc = self.location(location)
         if mode not in _MODES:
-            raise ValueError(f"mode must be one of {', '.join(_MODES)}")
+            raise InvalidArgument(f"mode must be one of {', '.join(_MODES)}, not {mode!r}", store=self.name,
+                                  image=loc.image)
         if not target.capabilities.write:
             return CloneCheck(False, None, f"target store {target.name!r} is read-only", "read_only_target")
         plan = self._call("plan clone", lambda: self.driver.plan_clone(loc, target.driver), loc.image)
@@ -443,8 +454,9 @@ class Store(ConsumerOps):
         """Remove temporaries of dead writers older than ``older_than`` seconds (default: the
         store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes."""
         age = self.settings.sweep_older_than if older_than is None else older_than
-        if age < 0:
-            raise ValueError("older_than must not be negative")
+        if isinstance(age, bool) or not isinstance(age, (int, float)) or not age >= 0:
+            raise InvalidArgument(f"older_than must be a non-negative number of seconds, not {age!r}",
+                                  store=self.name)
         report = self._call("sweep", lambda: self.driver.sweep(age, deadline))
         if report.removed:
             log.info("store %s: sweep removed %d temporaries (%d bytes)", self.name, report.removed,
@@ -502,12 +514,27 @@ def parse_any(ref: Location | str) -> Location:
             raise first from None
 
 
-def _with_algorithms(settings: StoreSettings, extra: Sequence[str]) -> StoreSettings:
-    """Settings that also compute every algorithm in ``extra``."""
-    more = [a for a in dict.fromkeys(extra) if a not in settings.checksums]
+def _with_algorithms(settings: StoreSettings, checksums: Sequence[str] | None, expected: Mapping[str, str] | None,
+                     *, store: str, image: str) -> StoreSettings:
+    """Settings that also compute the algorithms a caller named in ``checksums=`` and ``expected=``."""
+    validate_digests(expected, store=store, image=image)
+    if isinstance(checksums, str) or not isinstance(checksums, (Sequence, type(None))):
+        raise InvalidArgument(f"checksums must be a list of algorithm names, not {checksums!r}", store=store,
+                              image=image)
+    more = [a for a in dict.fromkeys([*(checksums or ()), *(expected or {})]) if a not in settings.checksums]
     if not more:
         return settings
-    return replace(settings, checksums=validate_algorithms((*settings.checksums, *more), key="checksums"))
+    try:  # an unknown name is the ConfigError of the store's own ``checksums`` key
+        algorithms = validate_algorithms((*settings.checksums, *more), key="checksums")
+    except TypeError:
+        raise InvalidArgument(f"checksums must be algorithm names, not {checksums!r}", store=store,
+                              image=image) from None
+    return replace(settings, checksums=algorithms)
+
+
+def _is_count(value: object) -> bool:
+    """Whether ``value`` is a non-negative int (bool is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_expected(expected: Mapping[str, str], actual: Mapping[str, str], store: str, image: str) -> None:

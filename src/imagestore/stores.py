@@ -110,6 +110,13 @@ class _Spec:
         return Store(self.cls(self.name, **self.options), self.settings)
 
 
+class UnknownStore(ConfigError, KeyError):
+    """``stores[name]`` of a name that is not configured: a ConfigError, and the KeyError a Mapping raises."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class Stores(Mapping[str, Store]):
     """The configured stores by name, plus ``default``; stores open lazily, thread-safely."""
 
@@ -172,9 +179,9 @@ class Stores(Mapping[str, Store]):
 
     # -- mapping ---------------------------------------------------------
     def __getitem__(self, name: str) -> Store:
-        spec = self._specs.get(name)
+        spec = self._specs.get(name) if isinstance(name, str) else None
         if spec is None:
-            raise KeyError(name)
+            raise UnknownStore(f"no store named {name!r}; configured: {', '.join(self._specs)}")
         with self._lock:
             store = self._open.get(name)
             if store is None:
@@ -182,7 +189,7 @@ class Stores(Mapping[str, Store]):
         return store
 
     def get_store(self, name: str) -> Store:
-        """Like ``stores[name]`` but raises ConfigError naming the known stores."""
+        """Like ``stores[name]``, for the CLI: an unknown name is a ConfigError of ``--store``."""
         if name not in self._specs:
             raise ConfigError(f"no store named {name!r}; configured: {', '.join(self._specs)}", key="--store")
         return self[name]
@@ -207,6 +214,8 @@ class Stores(Mapping[str, Store]):
 
     def driver_name(self, name: str) -> str:
         """The driver a store uses, without opening it."""
+        if name not in self._specs:
+            self[name]  # raises UnknownStore
         return self._specs[name].scheme
 
     def resolve(self, location: Location | str) -> tuple[Store, Location]:
