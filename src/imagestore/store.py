@@ -165,6 +165,14 @@ class Store(ConsumerOps):
             raise NoSpace(f"the upload of {size} bytes does not fit: the backend has {free} bytes free",
                           store=self.name, image=image)
 
+    def _target(self, to: object, image: str) -> Store:
+        """The store a clone goes to: ``to``, or this one."""
+        if to is None:
+            return self
+        if not isinstance(to, Store):
+            raise InvalidArgument(f"to must be a Store, not {type(to).__name__}", store=self.name, image=image)
+        return to
+
     def _require_write(self, image: str | None) -> None:
         if not self._caps.write:
             raise Unsupported("this store is read-only", store=self.name, image=image)
@@ -367,8 +375,8 @@ class Store(ConsumerOps):
     def can_clone(self, location: Location | str, to: Store | None = None,
                   mode: CloneModeArg = "auto") -> CloneCheck:
         """Whether ``clone(location, to, mode=mode)`` would work, in which mode, and why."""
-        target = to or self
         loc = self.location(location)
+        target = self._target(to, loc.image)
         if mode not in _MODES:
             raise InvalidArgument(f"mode must be one of {', '.join(_MODES)}, not {mode!r}", store=self.name,
                                   image=loc.image)
@@ -412,8 +420,11 @@ class Store(ConsumerOps):
         (once per immutable version, see :meth:`verify_source`); a stream is
         verified anyway. The result's ``depth`` is the clone's parent chain length.
         """
-        target = to or self
         loc = self.location(location)
+        target = self._target(to, loc.image)
+        if size is not None and not _is_count(size):
+            raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
+                                  image=loc.image)
         new_name = validate_image_id(name or loc.image)
         target._require_write(new_name)
         info = self.stat(loc)

@@ -311,6 +311,7 @@ class ConsumerOps:
         """
         me = _facade(self)
         loc = me.location(location)
+        to = me._target(to, loc.image)
         new_name = validate_image_id(name or loc.image)
         to._require_write(new_name)
         validate_digests(expected, store=me.name, image=loc.image)

@@ -51,6 +51,10 @@ CASES: dict[str, Callable[[imagestore.Store], Any]] = {
     "sweep age -1": lambda s: s.sweep(-1),
     "sweep age str": lambda s: s.sweep("1h"),
     "sweep age nan": lambda s: s.sweep(float("nan")),
+    "clone size -1": lambda s: s.clone("img", name="c", size=-1),
+    "clone to a name": lambda s: s.clone("img", "other-store", name="c"),
+    "can_clone to a dict": lambda s: s.can_clone("img", {"driver": "memory"}),
+    "replicate to a name": lambda s: s.replicate("img", "other-store", name="r"),
     "replicate expected unknown algorithm": lambda s: s.replicate("img", s, name="r", expected={"x": "00"}),
 }
 
