@@ -109,9 +109,8 @@ def test_every_corpus_format_mutated_never_crashes(corpus: dict[str, Sample], na
     """All corpus images, unsafe ones included (backing files, data files, extents), mutated
     at their start or their end, fed in chunks from 1 byte to 1 MiB."""
     data = bytearray(_data(corpus, name))
-    assert data, f"corpus image {name} is empty"
     base = 0 if head else max(0, len(data) - 65536)
-    for offset, value in edits:
+    for offset, value in edits if data else ():  # an empty image (raw-empty) is inspected as it is
         data[(base + offset) % len(data)] = value
     if chunk == 1:
         data = data[:65536]  # byte-at-a-time feeding of the header region only
