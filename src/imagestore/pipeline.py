@@ -105,6 +105,15 @@ def check_source(source: object, *, store: str, image: str) -> None:
                               f"{type(source).__name__}", store=store, image=image)
 
 
+def check_options(*, store: str, image: str | None, format: object = None, progress: object = None) -> None:
+    """InvalidArgument for a declared ``format`` that is not a string or a ``progress`` that is not callable."""
+    if format is not None and not isinstance(format, str):
+        raise InvalidArgument(f"format must be a format name, not {format!r}", store=store, image=image)
+    if progress is not None and not callable(progress):
+        raise InvalidArgument(f"progress must be callable(done, total), not {type(progress).__name__}", store=store,
+                              image=image)
+
+
 def open_source(source: Source) -> tuple[Any, IO[bytes] | None]:
     """The object to read from, and a file to close afterwards when we opened one."""
     if isinstance(source, (str, os.PathLike)):

@@ -31,7 +31,7 @@ from .errors import (
 from .hashing import compare, strongest, validate_algorithms, validate_digests
 from .limits import AddGate, IdleWatch
 from .location import DirectAccess, Location, validate_image_id
-from .pipeline import Limit, Source, check_source, write_stream
+from .pipeline import Limit, Source, check_options, check_source, write_stream
 from .progress import Progress
 from .reader import ImageReader, write_atomically
 from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
@@ -201,6 +201,7 @@ class Store(ConsumerOps):
             raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
                                   image=image_id)
         check_source(data, store=self.name, image=image_id)
+        check_options(store=self.name, image=image_id, format=format, progress=progress)
         self._require_write(image_id)
         settings = _with_algorithms(self.settings, checksums, expected, store=self.name, image=image_id)
         limit = self.limit()
@@ -289,6 +290,7 @@ class Store(ConsumerOps):
             raise InvalidArgument(f"offset and length must be non-negative ints, not {offset!r} and {length!r}",
                                   store=self.name, image=loc.image)
         validate_digests(expected, store=self.name, image=loc.image)
+        check_options(store=self.name, image=loc.image, progress=progress)
         info = self.stat(loc)
         whole = offset == 0 and (length is None or length >= info.size)
         if verify is None:
@@ -323,6 +325,9 @@ class Store(ConsumerOps):
     ) -> ImageInfo:
         """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
         loc = self.location(location)
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgument(f"path must be a file path, not {type(path).__name__}", store=self.name,
+                                  image=loc.image)
         info = self.stat(loc)
         with self.open(loc, verify=verify, progress=progress) as reader:
             try:
@@ -426,6 +431,7 @@ class Store(ConsumerOps):
             raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
                                   image=loc.image)
         new_name = validate_image_id(name or loc.image)
+        check_options(store=self.name, image=loc.image, progress=progress)
         target._require_write(new_name)
         info = self.stat(loc)
         check = self.can_clone(loc, target, mode)

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .hashing import compare, strongest, validate_digests
 from .location import Location, validate_image_id
-from .pipeline import write_stream
+from .pipeline import check_options, write_stream
 from .progress import Progress
 from .reader import ImageReader
 from .results import CloneCheck, ImageInfo, Replica, encode_metadata
@@ -226,6 +226,7 @@ class ConsumerOps:
         me = _facade(self)
         me._require_write(None)
         loc = me._native_location(native_ref)
+        check_options(store=me.name, image=loc.image, format=format, progress=progress)
         if not me._caps.adopt:
             raise Unsupported("this store cannot adopt images written outside imagestore", store=me.name,
                               image=loc.image)
@@ -315,6 +316,7 @@ class ConsumerOps:
         new_name = validate_image_id(name or loc.image)
         to._require_write(new_name)
         validate_digests(expected, store=me.name, image=loc.image)
+        check_options(store=me.name, image=loc.image, format=format, progress=progress)
         src = me.stat(loc)
         if expected:
             bad = compare(expected, src.checksums)

@@ -55,6 +55,12 @@ CASES: dict[str, Callable[[imagestore.Store], Any]] = {
     "clone to a name": lambda s: s.clone("img", "other-store", name="c"),
     "can_clone to a dict": lambda s: s.can_clone("img", {"driver": "memory"}),
     "replicate to a name": lambda s: s.replicate("img", "other-store", name="r"),
+    "add format int": lambda s: s.add("new", b"x", 1, format=5),
+    "add progress not callable": lambda s: s.add("new", b"x", 1, progress=5),
+    "open progress not callable": lambda s: s.open("img", progress="bar"),
+    "download_to path int": lambda s: s.download_to("img", 42),
+    "clone progress not callable": lambda s: s.clone("img", name="c", progress=1),
+    "replicate format int": lambda s: s.replicate("img", s, name="r", format=5),
     "replicate expected unknown algorithm": lambda s: s.replicate("img", s, name="r", expected={"x": "00"}),
 }
 
