@@ -6,6 +6,12 @@ proxy) has one module there; ``require.py`` holds the require-services switch.
 
 from pathlib import Path
 
+from hypothesis import settings
+
+# no property test fails for being slow on a loaded machine: no per-example deadline
+settings.register_profile("imagestore", deadline=None)
+settings.load_profile("imagestore")
+
 _SERVICES = Path(__file__).parent / "services"
 pytest_plugins = sorted(
     f"tests.services.{p.stem}"

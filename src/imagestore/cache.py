@@ -29,9 +29,17 @@ from typing import Any, Literal
 from .cache_fill import hash_and_inspect, link_into, new_temp, stream_into
 from .cache_layout import KEY_RE, Layout, Sidecar, key_for, seal_of
 from .cache_locks import key_lock, leased, open_paths, try_key_lock, valid_holder
-from .errors import ChecksumMismatch, ConfigError, ImageStoreError, UnsafeImage, Unsupported, from_os_error
+from .errors import (
+    ChecksumMismatch,
+    ConfigError,
+    ImageStoreError,
+    InvalidArgument,
+    UnsafeImage,
+    Unsupported,
+    from_os_error,
+)
 from .formats import FormatPolicy, inspect
-from .hashing import COLLISION_RESISTANT, strongest
+from .hashing import COLLISION_RESISTANT, strongest, validate_digests
 from .location import Location
 from .progress import Progress
 from .store import Store
@@ -132,9 +140,9 @@ class ImageCache:
         file_mode: int = 0o444,
     ) -> None:
         if max_bytes is not None and max_bytes < 0:
-            raise ValueError("max_bytes must not be negative")
+            raise InvalidArgument(f"max_bytes must not be negative, not {max_bytes!r}")
         if link not in ("auto", "reflink", "never"):
-            raise ValueError("link must be 'auto', 'reflink' or 'never'")
+            raise InvalidArgument(f"link must be 'auto', 'reflink' or 'never', not {link!r}")
         self.layout = Layout(Path(os.path.abspath(directory)), dir_mode)
         self.directory = self.layout.root
         self.max_bytes = max_bytes
@@ -165,6 +173,7 @@ class ImageCache:
         """The digests the entry must have, and its key: the strongest of them, which must be
         collision-resistant (an md5 or sha1 key would let another image take the entry)."""
         if expected:
+            validate_digests(expected, store=store.name, image=loc.image)
             given, what = {a.lower(): d.lower() for a, d in expected.items()}, "expected="
         else:
             given, what = dict(store.stat(loc).checksums), "the image's stored checksums"
@@ -189,7 +198,7 @@ class ImageCache:
     def path_of(self, key: str) -> Path:
         """Where the entry of ``key`` is (whether or not it is cached)."""
         if not KEY_RE.fullmatch(key):
-            raise ValueError(f"bad cache key {key!r}")
+            raise InvalidArgument(f"bad cache key {key!r}")
         return self.layout.entry(key)
 
     # ------------------------------------------------------------ checks
@@ -375,7 +384,7 @@ class ImageCache:
         """End ``holder``'s lease on an entry (by key or path); a missing lease is fine."""
         key = Path(key_or_path).name
         if not KEY_RE.fullmatch(key):
-            raise ValueError(f"bad cache key {key!r}")
+            raise InvalidArgument(f"bad cache key {key!r}")
         lease_dir = self.layout.lease_dir(key)
         try:
             (lease_dir / valid_holder(holder)).unlink()

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import InvalidArgument
+
 __all__ = ["key_lock", "leased", "open_paths", "try_key_lock", "valid_holder"]
 
 _HOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -48,8 +50,8 @@ def try_key_lock(path: Path) -> int | None:
 
 def valid_holder(holder: str) -> str:
     """A lease holder name (an instance uuid, a volume id...) safe as a file name."""
-    if not _HOLDER_RE.fullmatch(holder) or ".." in holder:
-        raise ValueError(f"bad lease holder {holder!r}: letters, digits, '.', '_' or '-'")
+    if not isinstance(holder, str) or not _HOLDER_RE.fullmatch(holder) or ".." in holder:
+        raise InvalidArgument(f"bad lease holder {holder!r}: letters, digits, '.', '_' or '-'")
     return holder
 
 

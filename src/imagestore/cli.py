@@ -254,13 +254,43 @@ def _cmd_inspect(ctx: _Context) -> None:
         raise SystemExit(1)
 
 
+def _option_values(argv: list[str], option: str) -> list[str]:
+    """Every value given to ``option`` (``--opt V`` or ``--opt=V``) in ``argv``."""
+    found = []
+    for i, word in enumerate(argv):
+        if word == option and i + 1 < len(argv):
+            found.append(argv[i + 1])
+        elif word.startswith(option + "="):
+            found.append(word[len(option) + 1:])
+    return found
+
+
+def bench_argv(args: argparse.Namespace) -> list[str]:
+    """The harness's arguments: the global ``--config`` and ``--store`` mean what they mean for every
+    other command (the harness's own ``--config``/``--store`` are aliases; two different files are a
+    usage error)."""
+    own = list(args.args)
+    if own[:1] == ["--"]:
+        own = own[1:]
+    extra: list[str] = []
+    if args.config is not None:
+        theirs = _option_values(own, "--config")
+        if any(os.path.abspath(v) != os.path.abspath(args.config) for v in theirs):
+            raise _UsageError(f"--config {args.config} and bench --config {theirs[0]} differ: give one")
+        if not theirs:
+            extra += ["--config", args.config]
+    if args.store is not None and not _option_values(own, "--store"):
+        extra += ["--store", args.store]
+    return [*extra, *own]
+
+
 def _cmd_bench(ctx: _Context) -> None:
     try:
         from imagestore_bench.harness import main as bench_main
     except ImportError as exc:
         raise ImageStoreError(f"the benchmark harness is not installed ({exc}); install imagestore from a "
                               "source checkout: pip install -e '.[bench]'") from exc
-    raise SystemExit(bench_main(ctx.args.args))
+    raise SystemExit(bench_main(bench_argv(ctx.args)))
 
 
 _COMMANDS: dict[str, Callable[[_Context], None]] = {

@@ -21,6 +21,7 @@ __all__ = [
     "ImageStoreError",
     "ImageTooLarge",
     "InUse",
+    "InvalidArgument",
     "InvalidLocation",
     "NoSpace",
     "NotFound",
@@ -109,6 +110,11 @@ class Unsupported(ImageStoreError):
 
 class InUse(ImageStoreError):
     """The image cannot be deleted: other images depend on it."""
+
+
+class InvalidArgument(ImageStoreError, ValueError):
+    """An argument of a call is out of range or of the wrong kind (a negative size, an
+    unknown mode or checksum algorithm...); also a ``ValueError`` for callers that catch that."""
 
 
 class InvalidLocation(ImageStoreError):

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidArgument
 
-__all__ = ["COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms"]
+__all__ = ["COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms",
+           "validate_digests"]
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha512")
 # digests of 256 bits or more, no known collision attack: fit to name content (cache keys)
@@ -41,6 +42,25 @@ def validate_algorithms(names: Iterable[str], *, key: str = "checksums") -> tupl
     if len(set(algos)) != len(algos):
         raise ConfigError("checksum algorithms repeat", key=key)
     return algos
+
+
+def validate_digests(expected: object, *, store: str | None = None, image: str | None = None) -> None:
+    """Refuse (InvalidArgument) an ``expected=`` that is not ``{hashlib name: hex digest}``, before any I/O."""
+    if expected is None:
+        return
+    if not isinstance(expected, Mapping):
+        raise InvalidArgument(f"expected must map algorithm to hex digest, not {type(expected).__name__}",
+                              store=store, image=image)
+    for name, digest in expected.items():
+        if not isinstance(name, str) or name not in hashlib.algorithms_guaranteed or name.startswith("shake_"):
+            raise InvalidArgument(f"unknown checksum algorithm {name!r} in expected (use hashlib names such as "
+                                  "md5, sha256, sha512)", store=store, image=image)
+        size = hashlib.new(name).digest_size * 2
+        if not isinstance(digest, str) or len(digest) != size or any(c not in _HEX for c in digest):
+            raise InvalidArgument(f"expected {name} must be {size} hex digits", store=store, image=image)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def strongest(names: Iterable[str]) -> str:

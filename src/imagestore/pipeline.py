@@ -16,7 +16,7 @@ from typing import IO, Any, Union
 
 from .config import StoreSettings
 from .contract import Writer
-from .errors import ImageTooLarge, SizeMismatch
+from .errors import ImageTooLarge, InvalidArgument, SizeMismatch
 from .formats import FormatVerdict, StreamInspector
 from .hashing import BufferRing, ParallelHasher
 from .limits import IdleWatch
@@ -62,7 +62,7 @@ def _fill(readinto: Any, view: memoryview) -> int:
     return got
 
 
-def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
+def _chunks(source: Any, ring: BufferRing, store: str, image: str) -> Iterator[tuple[int, memoryview]]:
     """Yield ``(slot, view)`` pairs; ``slot`` is the ring slot that keeps ``view`` alive."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         whole = memoryview(source).cast("B")
@@ -88,9 +88,30 @@ def _chunks(source: Any, ring: BufferRing) -> Iterator[tuple[int, memoryview]]:
         return
     for chunk in source:
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"add() data chunks must be bytes, not {type(chunk).__name__}")
+            raise InvalidArgument(f"add() data chunks must be bytes, not {type(chunk).__name__}", store=store,
+                                  image=image)
         if len(chunk):
             yield ring.next(), memoryview(chunk).cast("B")
+
+
+def check_source(source: object, *, store: str, image: str) -> None:
+    """InvalidArgument for data ``add`` cannot read: bytes, a path, a binary file or an iterable of bytes."""
+    if isinstance(source, io.TextIOBase):
+        raise InvalidArgument("add() needs a binary file object, not a text one", store=store, image=image)
+    if isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike)) or hasattr(source, "read"):
+        return
+    if not hasattr(source, "__iter__"):
+        raise InvalidArgument(f"add() data must be bytes, a path, a binary file or an iterable of bytes, not "
+                              f"{type(source).__name__}", store=store, image=image)
+
+
+def check_options(*, store: str, image: str | None, format: object = None, progress: object = None) -> None:
+    """InvalidArgument for a declared ``format`` that is not a string or a ``progress`` that is not callable."""
+    if format is not None and not isinstance(format, str):
+        raise InvalidArgument(f"format must be a format name, not {format!r}", store=store, image=image)
+    if progress is not None and not callable(progress):
+        raise InvalidArgument(f"progress must be callable(done, total), not {type(progress).__name__}", store=store,
+                              image=image)
 
 
 def open_source(source: Source) -> tuple[Any, IO[bytes] | None]:
@@ -128,7 +149,7 @@ def write_stream(
     data, opened = open_source(source)
     try:
         ring = BufferRing(hasher, settings.chunk_size)
-        pieces = _chunks(data, ring)
+        pieces = _chunks(data, ring, store, image)
         while True:
             if watch is None:
                 item = next(pieces, None)

@@ -60,8 +60,13 @@ class ImageReader:
         self._token = 0
         self._closed = False
         self._reader: Reader | None = None
+        self._hasher: ParallelHasher | None = None
         self._reader = opener(offset, size)
-        self._hasher = ParallelHasher(self._expected) if self._expected else None
+        try:
+            self._hasher = ParallelHasher(self._expected) if self._expected else None
+        except BaseException:
+            self._close_reader()  # a connection (and an S3 read-ahead thread) must not outlive the failure
+            raise
         self._ticker = Throttled(progress, size)
         self.resumes = 0
         """How many times the transfer was resumed after a broken read."""

@@ -21,16 +21,17 @@ from .errors import (
     BackendError,
     ChecksumMismatch,
     ImageStoreError,
+    InvalidArgument,
     InvalidLocation,
     NoSpace,
     NotFound,
     UnsafeImage,
     Unsupported,
 )
-from .hashing import compare, strongest, validate_algorithms
+from .hashing import compare, strongest, validate_algorithms, validate_digests
 from .limits import AddGate, IdleWatch
 from .location import DirectAccess, Location, validate_image_id
-from .pipeline import Limit, Source, write_stream
+from .pipeline import Limit, Source, check_options, check_source, write_stream
 from .progress import Progress
 from .reader import ImageReader, write_atomically
 from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
@@ -106,7 +107,11 @@ class Store(ConsumerOps):
         s = self.settings
         context = DriverContext(concurrency=s.concurrency, chunk_size=s.chunk_size, retries=s.retries,
                                 retry_backoff=s.retry_backoff)
-        self._caps: Capabilities = self._call("open store", lambda: driver.open(context))
+        try:
+            self._caps: Capabilities = self._call("open store", lambda: driver.open(context))
+        except BaseException:
+            self.close()  # a failed probe must not leak the driver's connection pools
+            raise
         self._sweep_lock = threading.Lock()
         self._swept_at: float | None = None
         self._publish_lock = threading.Lock()
@@ -160,6 +165,14 @@ class Store(ConsumerOps):
             raise NoSpace(f"the upload of {size} bytes does not fit: the backend has {free} bytes free",
                           store=self.name, image=image)
 
+    def _target(self, to: object, image: str) -> Store:
+        """The store a clone goes to: ``to``, or this one."""
+        if to is None:
+            return self
+        if not isinstance(to, Store):
+            raise InvalidArgument(f"to must be a Store, not {type(to).__name__}", store=self.name, image=image)
+        return to
+
     def _require_write(self, image: str | None) -> None:
         if not self._caps.write:
             raise Unsupported("this store is read-only", store=self.name, image=image)
@@ -185,9 +198,12 @@ class Store(ConsumerOps):
         """
         validate_image_id(image_id)
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            raise ValueError(f"size must be a non-negative int or None, not {size!r}")
+            raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
+                                  image=image_id)
+        check_source(data, store=self.name, image=image_id)
+        check_options(store=self.name, image=image_id, format=format, progress=progress)
         self._require_write(image_id)
-        settings = _with_algorithms(self.settings, [*(checksums or ()), *(expected or {})])
+        settings = _with_algorithms(self.settings, checksums, expected, store=self.name, image=image_id)
         limit = self.limit()
         if size is not None:
             limit.check(size, "declared size", store=self.name, image=image_id)
@@ -270,8 +286,11 @@ class Store(ConsumerOps):
         A broken transfer resumes from where it stopped.
         """
         loc = self.location(location)
-        if offset < 0 or (length is not None and length < 0):
-            raise ValueError("offset and length must be non-negative")
+        if not _is_count(offset) or (length is not None and not _is_count(length)):
+            raise InvalidArgument(f"offset and length must be non-negative ints, not {offset!r} and {length!r}",
+                                  store=self.name, image=loc.image)
+        validate_digests(expected, store=self.name, image=loc.image)
+        check_options(store=self.name, image=loc.image, progress=progress)
         info = self.stat(loc)
         whole = offset == 0 and (length is None or length >= info.size)
         if verify is None:
@@ -306,6 +325,9 @@ class Store(ConsumerOps):
     ) -> ImageInfo:
         """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
         loc = self.location(location)
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgument(f"path must be a file path, not {type(path).__name__}", store=self.name,
+                                  image=loc.image)
         info = self.stat(loc)
         with self.open(loc, verify=verify, progress=progress) as reader:
             try:
@@ -326,8 +348,9 @@ class Store(ConsumerOps):
         if ttl is not None:
             if not self._caps.presign:
                 raise Unsupported("this store cannot presign URLs (no ttl)", store=self.name, image=loc.image)
-            if not ttl > 0:
-                raise ValueError("ttl must be a positive number of seconds")
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0 or ttl == float("inf"):
+                raise InvalidArgument(f"ttl must be a positive number of seconds, not {ttl!r}", store=self.name,
+                                      image=loc.image)
         return self._call("locate", lambda: self.driver.locate(loc, ttl), loc.image)
 
     def delete(self, location: Location | str) -> DeleteOutcome:
@@ -357,10 +380,11 @@ class Store(ConsumerOps):
     def can_clone(self, location: Location | str, to: Store | None = None,
                   mode: CloneModeArg = "auto") -> CloneCheck:
         """Whether ``clone(location, to, mode=mode)`` would work, in which mode, and why."""
-        target = to or self
         loc = self.location(location)
+        target = self._target(to, loc.image)
         if mode not in _MODES:
-            raise ValueError(f"mode must be one of {', '.join(_MODES)}")
+            raise InvalidArgument(f"mode must be one of {', '.join(_MODES)}, not {mode!r}", store=self.name,
+                                  image=loc.image)
         if not target.capabilities.write:
             return CloneCheck(False, None, f"target store {target.name!r} is read-only", "read_only_target")
         plan = self._call("plan clone", lambda: self.driver.plan_clone(loc, target.driver), loc.image)
@@ -401,9 +425,13 @@ class Store(ConsumerOps):
         (once per immutable version, see :meth:`verify_source`); a stream is
         verified anyway. The result's ``depth`` is the clone's parent chain length.
         """
-        target = to or self
         loc = self.location(location)
+        target = self._target(to, loc.image)
+        if size is not None and not _is_count(size):
+            raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=self.name,
+                                  image=loc.image)
         new_name = validate_image_id(name or loc.image)
+        check_options(store=self.name, image=loc.image, progress=progress)
         target._require_write(new_name)
         info = self.stat(loc)
         check = self.can_clone(loc, target, mode)
@@ -443,8 +471,9 @@ class Store(ConsumerOps):
         """Remove temporaries of dead writers older than ``older_than`` seconds (default: the
         store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes."""
         age = self.settings.sweep_older_than if older_than is None else older_than
-        if age < 0:
-            raise ValueError("older_than must not be negative")
+        if isinstance(age, bool) or not isinstance(age, (int, float)) or not age >= 0:
+            raise InvalidArgument(f"older_than must be a non-negative number of seconds, not {age!r}",
+                                  store=self.name)
         report = self._call("sweep", lambda: self.driver.sweep(age, deadline))
         if report.removed:
             log.info("store %s: sweep removed %d temporaries (%d bytes)", self.name, report.removed,
@@ -502,12 +531,27 @@ def parse_any(ref: Location | str) -> Location:
             raise first from None
 
 
-def _with_algorithms(settings: StoreSettings, extra: Sequence[str]) -> StoreSettings:
-    """Settings that also compute every algorithm in ``extra``."""
-    more = [a for a in dict.fromkeys(extra) if a not in settings.checksums]
+def _with_algorithms(settings: StoreSettings, checksums: Sequence[str] | None, expected: Mapping[str, str] | None,
+                     *, store: str, image: str) -> StoreSettings:
+    """Settings that also compute the algorithms a caller named in ``checksums=`` and ``expected=``."""
+    validate_digests(expected, store=store, image=image)
+    if isinstance(checksums, str) or not isinstance(checksums, (Sequence, type(None))):
+        raise InvalidArgument(f"checksums must be a list of algorithm names, not {checksums!r}", store=store,
+                              image=image)
+    more = [a for a in dict.fromkeys([*(checksums or ()), *(expected or {})]) if a not in settings.checksums]
     if not more:
         return settings
-    return replace(settings, checksums=validate_algorithms((*settings.checksums, *more), key="checksums"))
+    try:  # an unknown name is the ConfigError of the store's own ``checksums`` key
+        algorithms = validate_algorithms((*settings.checksums, *more), key="checksums")
+    except TypeError:
+        raise InvalidArgument(f"checksums must be algorithm names, not {checksums!r}", store=store,
+                              image=image) from None
+    return replace(settings, checksums=algorithms)
+
+
+def _is_count(value: object) -> bool:
+    """Whether ``value`` is a non-negative int (bool is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_expected(expected: Mapping[str, str], actual: Mapping[str, str], store: str, image: str) -> None:

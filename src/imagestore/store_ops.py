@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -24,9 +25,9 @@ from .errors import (
     UnsafeImage,
     Unsupported,
 )
-from .hashing import compare, strongest
+from .hashing import compare, strongest, validate_digests
 from .location import Location, validate_image_id
-from .pipeline import write_stream
+from .pipeline import check_options, write_stream
 from .progress import Progress
 from .reader import ImageReader
 from .results import CloneCheck, ImageInfo, Replica, encode_metadata
@@ -39,6 +40,9 @@ __all__ = ["ConsumerOps", "replicate"]
 
 log = logging.getLogger("imagestore")
 _MEMO_LOCK = threading.Lock()
+VERIFIED_MEMO_SIZE = 4096
+"""How many verified source versions one Store remembers; the least recently used is forgotten
+first (and verified again by its next ``verify_source``), so a long-lived process stays bounded."""
 _SWEEP_BUDGET = 2.0  # seconds a replicate spends sweeping the target's dead temporaries
 CloneModeArg = Literal["auto", "cow", "server_copy", "stream"]
 
@@ -54,6 +58,34 @@ class _Discard:
 
     def abort(self) -> None:
         pass
+
+
+class _VerifiedMemo:
+    """Source location -> version token whose bytes were verified, at most ``size`` of them (LRU)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def verified(self, key: str, version: str) -> bool:
+        """Whether ``version`` of ``key`` was verified (and is remembered); marks it recently used."""
+        with self._lock:
+            if self._items.get(key) != version:
+                return False
+            self._items.move_to_end(key)
+            return True
+
+    def remember(self, key: str, version: str) -> None:
+        """Record a verified version, forgetting the least recently used beyond ``size``."""
+        with self._lock:
+            self._items[key] = version
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def _facade(obj: ConsumerOps) -> Store:
@@ -95,13 +127,13 @@ class ConsumerOps:
         return encode_metadata({}, info.format, size if info.format == "raw" else None)
 
     # ------------------------------------------------------------ source verification
-    def _verified_memo(self) -> dict[str, str]:
-        """Source location -> version token whose bytes were verified (this process)."""
+    def _verified_memo(self) -> _VerifiedMemo:
+        """The versions verified by this Store (this process), bounded by ``VERIFIED_MEMO_SIZE``."""
         me = _facade(self)
         with _MEMO_LOCK:
-            memo: dict[str, str] | None = me.__dict__.get("_imagestore_verified")
+            memo: _VerifiedMemo | None = me.__dict__.get("_imagestore_verified")
             if memo is None:
-                memo = me.__dict__["_imagestore_verified"] = {}
+                memo = me.__dict__["_imagestore_verified"] = _VerifiedMemo(VERIFIED_MEMO_SIZE)
             return memo
 
     def _version(self, loc: Location) -> str | None:
@@ -112,13 +144,14 @@ class ConsumerOps:
         """Read the image once and check it against its stored checksum (OSSN-0090: nobody
         checks the bits behind a copy-on-write clone). Remembered by the driver's version
         token (RBD: image and snapshot id; file: inode and change time), so later calls for
-        the same immutable version cost one stat; returns True when it read the image."""
+        the same immutable version cost one stat (the last ``VERIFIED_MEMO_SIZE`` versions are
+        remembered); returns True when it read the image."""
         me = _facade(self)
         loc = me.location(location)
         version = me._version(loc)
         memo = me._verified_memo()
         key = str(loc)
-        if version is not None and memo.get(key) == version:
+        if version is not None and memo.verified(key, version):
             return False
         with me.open(loc, verify=True, progress=progress) as reader:
             for _ in reader:
@@ -126,7 +159,7 @@ class ConsumerOps:
         if version is not None:
             if me._version(loc) != version:
                 raise BackendError("the image changed while it was verified", store=me.name, image=loc.image)
-            memo[key] = version
+            memo.remember(key, version)
         log.info("store %s: verified %s (version %s)", me.name, loc.image, version)
         return True
 
@@ -193,10 +226,11 @@ class ConsumerOps:
         me = _facade(self)
         me._require_write(None)
         loc = me._native_location(native_ref)
+        check_options(store=me.name, image=loc.image, format=format, progress=progress)
         if not me._caps.adopt:
             raise Unsupported("this store cannot adopt images written outside imagestore", store=me.name,
                               image=loc.image)
-        settings = _with_algorithms(me.settings, [*(checksums or ()), *(expected or {})])
+        settings = _with_algorithms(me.settings, checksums, expected, store=me.name, image=loc.image)
         adoption: Adoption = me._call("adopt", lambda: me.driver.adopt(loc), loc.image, retry=False)
         try:
             src = adoption.location
@@ -278,8 +312,11 @@ class ConsumerOps:
         """
         me = _facade(self)
         loc = me.location(location)
+        to = me._target(to, loc.image)
         new_name = validate_image_id(name or loc.image)
         to._require_write(new_name)
+        validate_digests(expected, store=me.name, image=loc.image)
+        check_options(store=me.name, image=loc.image, format=format, progress=progress)
         src = me.stat(loc)
         if expected:
             bad = compare(expected, src.checksums)

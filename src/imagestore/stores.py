@@ -114,6 +114,13 @@ class _Spec:
         return Store(self.make_driver(), self.settings)
 
 
+class UnknownStore(ConfigError, KeyError):
+    """``stores[name]`` of a name that is not configured: a ConfigError, and the KeyError a Mapping raises."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class Stores(Mapping[str, Store]):
     """The configured stores by name, plus ``default``; stores open lazily, thread-safely."""
 
@@ -176,9 +183,9 @@ class Stores(Mapping[str, Store]):
 
     # -- mapping ---------------------------------------------------------
     def __getitem__(self, name: str) -> Store:
-        spec = self._specs.get(name)
+        spec = self._specs.get(name) if isinstance(name, str) else None
         if spec is None:
-            raise KeyError(name)
+            raise UnknownStore(f"no store named {name!r}; configured: {', '.join(self._specs)}")
         with self._lock:
             store = self._open.get(name)
             if store is None:
@@ -186,7 +193,7 @@ class Stores(Mapping[str, Store]):
         return store
 
     def get_store(self, name: str) -> Store:
-        """Like ``stores[name]`` but raises ConfigError naming the known stores."""
+        """Like ``stores[name]``, for the CLI: an unknown name is a ConfigError of ``--store``."""
         if name not in self._specs:
             raise ConfigError(f"no store named {name!r}; configured: {', '.join(self._specs)}", key="--store")
         return self[name]
@@ -211,6 +218,8 @@ class Stores(Mapping[str, Store]):
 
     def driver_name(self, name: str) -> str:
         """The driver a store uses, without opening it."""
+        if name not in self._specs:
+            self[name]  # raises UnknownStore
         return self._specs[name].scheme
 
     def check(self, name: str) -> None:

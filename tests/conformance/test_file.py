@@ -22,6 +22,10 @@ class FileBackend(Backend):
         self.root = base / "images"
         self.sibling_root = base / "vms"
         self.native_clone_mode = native
+        # a reflink filesystem (XFS reflink=1) clones by FICLONE; every filesystem copies in the kernel
+        self.capabilities = {"write": True, "range_read": True, "cow_clone": native == "cow", "server_copy": True,
+                             "direct_access": True, "presign": False, "atomic_create": True, "unknown_size": True,
+                             "deferred_delete": False, "persistent": True, "adopt": True, "max_object_size": None}
 
     def spec(self) -> dict[str, Any]:
         return {"driver": "file", "root": str(self.root)}

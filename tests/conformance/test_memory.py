@@ -14,6 +14,9 @@ from .suite import Backend, ConformanceSuite, ReadOnlySuite
 
 class MemoryBackend(Backend):
     native_clone_mode = "server_copy"
+    capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
+                    "direct_access": False, "presign": False, "atomic_create": True, "unknown_size": True,
+                    "deferred_delete": False, "persistent": False, "adopt": False, "max_object_size": None}
 
     def __init__(self) -> None:
         self.namespace = f"ns-{uuid.uuid4().hex[:8]}"

@@ -13,6 +13,8 @@ from tests.services.s3 import S3Server, empty_bucket
 
 from .suite import Backend, ConformanceSuite
 
+TiB = 1 << 40
+
 INTERNAL = ".imagestore/"  # the driver's subtree: data of multipart uploads, leases, probes
 
 
@@ -40,6 +42,10 @@ class S3Backend(Backend):
     the environment as a deployment would give them."""
 
     native_clone_mode = "server_copy"
+    # both servers honour a conditional PutObject (atomic_create probed true); S3's 5 TiB object limit
+    capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
+                    "direct_access": True, "presign": True, "atomic_create": True, "unknown_size": True,
+                    "deferred_delete": False, "persistent": True, "adopt": False, "max_object_size": 5 * TiB}
 
     def __init__(self, server: S3Server, buckets: tuple[str, str], env: tuple[str, str]) -> None:
         self.server = server

@@ -1,11 +1,9 @@
 """Property tests: mutated and truncated real images never crash, hang or pass as safe.
 
-Budget: about 20 s in total (max_examples and deadlines below).
+Budget: about 20 s in total (max_examples below; no deadlines: a loaded machine is no failure).
 """
 
 from __future__ import annotations
-
-import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,8 +18,6 @@ TRUNCATABLE = ("qcow2-v2", "qcow2-v3", "qcow2-compressed", "qcow2-4k-clusters", 
                "qed", "vmdk-sparse", "vmdk-stream", "vhd-dynamic", "vdi", "vdi-static", "luks",
                "vhdx", "qcow2-empty", "vmdk-sparse-empty", "vhd-dynamic-empty", "iso")
 MUTABLE = (*TRUNCATABLE, "vhd-fixed", "gpt-disk", "iso-hybrid-gpt", "vhdx-empty")
-#: Seconds allowed per MiB inspected (a generous bound; typical cost is ~5 ms).
-SECONDS_PER_MIB = 0.5
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -35,11 +31,11 @@ def _data(corpus: dict[str, Sample], name: str) -> bytes:
     return _cache[name]
 
 
-def _timed(data: bytes, chunk: int = 65536):  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
+def _checked(data: bytes, chunk: int = 65536) -> FormatVerdict:
+    """The verdict, which must not depend on how the stream was cut into chunks."""
     verdict = verdict_of(data, chunk)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.2 + SECONDS_PER_MIB * len(data) / (1 << 20), f"{elapsed:.2f}s"
+    whole = verdict_of(data, max(len(data), 1))
+    assert (verdict.format, verdict.safe) == (whole.format, whole.safe), (chunk, verdict, whole)
     assert verdict.format is None or verdict.format in KNOWN_FORMATS
     assert verdict.safe is (not verdict.reasons)
     return verdict
@@ -56,11 +52,10 @@ def test_truncated_images_are_never_safe(corpus: dict[str, Sample], name: str, c
     data = _data(corpus, name)
     end = len(data.rstrip(b"\x00"))  # trailing zeros may be slack no table refers to
     length = int(cut * end)
-    verdict = _timed(data[:length])
+    verdict = _checked(data[:length])
     signature_kept = length >= (32774 if name == "iso" else 72 if name.startswith("vdi") else 8)
-    if name == "luks" and length >= 4096 and length % 512 == 0:
-        return
-    if signature_kept:
+    smaller_luks = name == "luks" and length >= 4096 and length % 512 == 0
+    if signature_kept and not smaller_luks:
         assert not verdict.safe, (length, verdict)
 
 
@@ -75,7 +70,7 @@ def test_mutated_headers_never_crash(corpus: dict[str, Sample], name: str,
         data[offset % len(data)] = value
     if len(data) > (1 << 20) and chunk == 7:
         chunk = 512
-    _timed(bytes(data), chunk)
+    _checked(bytes(data), chunk)
 
 
 @FUZZ
@@ -88,7 +83,7 @@ def test_mutated_metadata_anywhere_never_crashes(corpus: dict[str, Sample], name
     base = (region * 65536) % len(data) if region < 16 else max(0, len(data) - 65536)
     for offset, value in edits:
         data[(base + offset) % len(data)] = value
-    _timed(bytes(data))
+    _checked(bytes(data))
 
 
 @FUZZ
@@ -96,7 +91,7 @@ def test_mutated_metadata_anywhere_never_crashes(corpus: dict[str, Sample], name
        magic=st.sampled_from([b"QFI\xfb", b"QED\x00", b"KDMV", b"COWD", b"vhdxfile", b"conectix",
                               b"LUKS\xba\xbe", b"version=1\n", b""]))
 def test_random_bytes_behind_a_magic_never_crash(magic: bytes, blob: bytes) -> None:
-    verdict = _timed(magic + blob)
+    verdict = _checked(magic + blob)
     if verdict.format != "raw":
         assert not verdict.safe, verdict  # random bytes never make a consistent image
 
@@ -114,14 +109,12 @@ def test_every_corpus_format_mutated_never_crashes(corpus: dict[str, Sample], na
     """All corpus images, unsafe ones included (backing files, data files, extents), mutated
     at their start or their end, fed in chunks from 1 byte to 1 MiB."""
     data = bytearray(_data(corpus, name))
-    if not data:
-        return
     base = 0 if head else max(0, len(data) - 65536)
-    for offset, value in edits:
+    for offset, value in edits if data else ():  # an empty image (raw-empty) is inspected as it is
         data[(base + offset) % len(data)] = value
     if chunk == 1:
         data = data[:65536]  # byte-at-a-time feeding of the header region only
-    _timed(bytes(data), chunk)
+    _checked(bytes(data), chunk)
 
 
 def _inspect_stream(head: bytes, total: int, seed: int) -> tuple[int, FormatVerdict]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -70,10 +69,10 @@ def test_connect_to_dead_mon_times_out_quickly(ceph_v1: CephCluster, tmp_path: P
     dead.write_text("\n".join(
         "mon host = v2:127.0.0.1:9" if line.startswith("mon host") else line for line in conf.splitlines()) + "\n")
     cluster = _rbdlib.Cluster(str(dead), "imagestore", ceph_v1.keyring, connect_timeout=1, label="dead")
-    t0 = time.monotonic()
+    # the bound is librados' own: client_mount_timeout, set from connect_timeout (whole seconds)
+    assert cluster.conf_get("client_mount_timeout") == "1"
     with pytest.raises(Transient) as err:
         cluster.fsid()
-    assert time.monotonic() - t0 < 10
     assert err.value.errno == errno.ETIMEDOUT  # type: ignore[attr-defined]
     cluster.shutdown()
 

@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +134,29 @@ def test_killed_writer_is_swept_only_after_its_lease_lapses(s3_server: S3Server,
     removed = 0
     while leftovers(client, s3_bucket):
         assert time.monotonic() - killed_at < stale_after + 30, f"never swept: {leftovers(client, s3_bucket)}"
+        refreshed = _lease_refreshed_at(client, s3_bucket)  # the dead writer's last heartbeat (server clock)
         report = store.sweep(0)
-        if report.removed:
-            assert time.monotonic() - killed_at >= stale_after - 2, "swept before its lease went stale"
+        if report.removed and refreshed is not None:
+            # by the server's clock, after the sweep: at least stale_after since the last heartbeat
+            # (an upper bound of the lease's age when it was swept, so load cannot fail it)
+            age = (_server_date(client, s3_bucket) - refreshed).total_seconds()
+            assert age >= stale_after - 1, f"swept {age:.1f}s after the last heartbeat (stale after {stale_after})"
         removed += report.removed
         time.sleep(0.5)
     assert removed >= 2  # the upload and the lease
+
+
+def _lease_refreshed_at(client: Any, bucket: str) -> datetime | None:
+    """When the newest writer lease in the bucket was last refreshed (its LastModified)."""
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=".imagestore/uploads/")
+    times = [o["LastModified"] for o in listing.get("Contents", [])]
+    return max(times) if times else None
+
+
+def _server_date(client: Any, bucket: str) -> datetime:
+    """The server's clock now (the Date of a response; one-second resolution)."""
+    date = client.list_objects_v2(Bucket=bucket, MaxKeys=1)["ResponseMetadata"]["HTTPHeaders"]["date"]
+    return parsedate_to_datetime(date)
     assert uploads(client, s3_bucket) == []
     with pytest.raises(NotFound):
         store.stat("killed")

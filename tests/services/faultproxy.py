@@ -608,6 +608,15 @@ class FaultProxy:
         for c in conns:
             c.thread.join(timeout=10)
 
+    def retarget(self, host: str, port: int) -> None:
+        """Forward new connections to ``host:port`` and reset the open ones: the service behind
+        the proxy went away (or moved), while the proxy keeps counting what clients try."""
+        with self._lock:
+            self.target = (host, int(port))
+            conns = list(self._conns)
+        for c in conns:
+            c.end("reset", force=True)
+
     def _accept(self) -> None:
         while not self._stopped.is_set():
             try:

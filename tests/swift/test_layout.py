@@ -145,12 +145,33 @@ def test_killed_writer_is_swept_once_its_heartbeat_lapses(area: SwiftArea, tmp_p
     assert store.sweep(0).removed == 0  # the heartbeat still runs for up to writer_lease
     assert len(_segments_of(area, "killed")) == 3
     lease = store.driver.timing.lease  # type: ignore[attr-defined]
+    expiry = _heartbeat_expiry(area, "killed")
+    assert expiry is not None, "the killed writer left no heartbeat: the test proves nothing"
     while area.leftovers():
         assert time.monotonic() - killed_at < lease + 30, f"never swept: {area.leftovers()}"
         time.sleep(1)
         store.sweep(0)
-    assert time.monotonic() - killed_at >= lease * 2 / 3 - 2, "swept before the heartbeat could have lapsed"
+    # by Swift's clock, just after the sweep that cleaned up: not before the heartbeat expired
+    # (the Date is an upper bound of when that sweep ran, so a slow machine cannot fail this)
+    assert _server_time(area) >= expiry - 1, "swept before the heartbeat lapsed"
     assert area.objects(area.container()) == []
+
+
+def _heartbeat_expiry(area: SwiftArea, image: str) -> int | None:
+    """The latest ``delete_at`` of ``image``'s writer heartbeats, as the segments listing says."""
+    from imagestore.drivers.swift_claims import HEARTBEAT, parse_tag
+
+    rows = [r for r in area.objects(area.container() + "_segments")
+            if r["name"].startswith(f"{image}/") and r["name"].rpartition("/")[2] == HEARTBEAT]
+    found = [int(t["delete_at"]) for t in (parse_tag(r.get("content_type", "")) for r in rows) if "delete_at" in t]
+    return max(found) if found else None
+
+
+def _server_time(area: SwiftArea) -> float:
+    """Swift's clock now: the Date of an account HEAD (one-second resolution)."""
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(area.conn.head_account()["date"]).timestamp()
 
 
 def test_sweep_never_takes_a_live_writers_segments(area: SwiftArea) -> None:

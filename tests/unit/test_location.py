@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagestore import InvalidLocation, Location
@@ -14,6 +14,7 @@ segment = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characte
                   max_size=20).filter(lambda s: s not in (".", ".."))
 
 
+@settings(deadline=None)  # no wall-clock limit per example: a loaded machine is no failure
 @given(scheme=st.sampled_from(["file", "memory", "rbd", "s3", "swift", "http", "https"]),
        host=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20),
        path=st.lists(segment, min_size=1, max_size=5),
