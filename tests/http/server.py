@@ -34,7 +34,8 @@ class Served:
     path: str
     range: str | None
     status: int
-    sent: int = 0
+    sent: int = 0  # body bytes written so far; final once ``done`` is set
+    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
 
 @dataclass
@@ -66,6 +67,7 @@ def _handler(cfg: FileServer) -> type[BaseHTTPRequestHandler]:
             entry = Served(self.command, urlsplit(self.path).path, self.headers.get("Range"), status)
             with cfg.lock:
                 cfg.log.append(entry)
+            self.current = entry
             return entry
 
         def _fail(self, status: int) -> None:
@@ -81,6 +83,14 @@ def _handler(cfg: FileServer) -> type[BaseHTTPRequestHandler]:
             self._serve(body=True)
 
         def _serve(self, body: bool) -> None:
+            self.current: Served | None = None
+            try:
+                self._send(body)
+            finally:
+                if self.current is not None:
+                    self.current.done.set()
+
+        def _send(self, body: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             if path in cfg.redirects:
                 self._record(302)
