@@ -1,7 +1,8 @@
 """Shared pytest set-up: every fixture module under tests/services/ is a plugin.
 
 Each real service (XFS mount, Ceph, Swift, S3 servers, Glance, the fault
-proxy) has one module there; ``require.py`` holds the require-services switch.
+proxy) has one module there; ``require.py`` (the require-services switch) and
+``ports.py`` (free ports) are plain modules, not plugins.
 """
 
 from pathlib import Path
@@ -16,5 +17,5 @@ _SERVICES = Path(__file__).parent / "services"
 pytest_plugins = sorted(
     f"tests.services.{p.stem}"
     for p in _SERVICES.glob("*.py")
-    if p.stem not in ("__init__", "require") and not p.stem.startswith("test_")
+    if p.stem not in ("__init__", "require", "ports") and not p.stem.startswith("test_")
 )
