@@ -35,6 +35,7 @@ from ..errors import (
     InvalidLocation,
     NotFound,
     PermissionDenied,
+    Transient,
     Unsupported,
 )
 from ..location import DirectAccess, Location, validate_image_id
@@ -71,6 +72,7 @@ LARGEST_GROWN_PART = 1 * GiB
 MAX_PRESIGN = 7 * 86400  # SigV4's limit
 _CACHE_TTL = 30.0  # seconds a stat's answer serves the open that follows it
 _CACHE_MAX = 4096
+_RESOLVE_ATTEMPTS = 4  # reads of an image key whose record keeps changing under the GET
 
 
 def _positive(value: float, key: str, low: float, high: float) -> float:
@@ -448,7 +450,24 @@ class S3Driver(Driver):
 
     # -- what an image key holds --------------------------------------------------------
     def resolve(self, key: str, image_id: str) -> Resolved:
-        """HEAD the image's key (and GET a record whose metadata did not fit in its headers)."""
+        """HEAD the image's key (and GET a record whose metadata did not fit in its headers).
+
+        The GET is pinned to the HEAD's ETag; a 412 means the object changed in between (a
+        record replaced by the image's final bytes, or the id deleted and added again), so
+        the key is read again, a few times at most, then ``Transient``."""
+        for _ in range(_RESOLVE_ATTEMPTS):
+            try:
+                found = self._resolve_once(key, image_id)
+            except PreconditionFailed:
+                continue
+            with self._cache_lock:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic(), found)
+            return found
+        raise Transient(f"store {self.name!r}: the record of {image_id!r} changed at every read")
+
+    def _resolve_once(self, key: str, image_id: str) -> Resolved:
         head = self.client.call("head_object", "stat", image_id, Bucket=self.bucket, Key=key)
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         etag = str(head.get("ETag", "")).strip('"')
@@ -456,29 +475,23 @@ class S3Driver(Driver):
         mark = meta.get(MARK)
         carried = meta_from_headers(meta)
         if mark == INLINE and meta.get(TOKEN) and carried is not None:
-            found = Resolved("inline", key, key, size, carried, etag, meta[TOKEN])
-        elif mark == RECORD and meta.get(TOKEN):
+            return Resolved("inline", key, key, size, carried, etag, meta[TOKEN])
+        if mark == RECORD and meta.get(TOKEN):
             token = meta[TOKEN]
             if carried is not None and (meta.get(SIZE) or "").isdigit():
-                found = Resolved("record", key, self.layout.data_key(image_id, token), int(meta[SIZE]), carried,
-                                 etag, token)
-            else:
-                body = self.client.call("get_object", "read the image record", image_id, Bucket=self.bucket,
-                                        Key=key, IfMatch=head.get("ETag", "*"))["Body"]
-                try:
-                    doc = parse_record_body(body.read())
-                except ValueError as exc:
-                    raise BackendError(f"the record of the image is damaged: {exc}", store=self.name,
-                                       image=image_id) from None
-                found = Resolved("record", key, self.layout.data_key(image_id, doc["token"]), doc["size"],
-                                 {str(k): str(v) for k, v in doc["metadata"].items()}, etag, doc["token"])
-        else:  # written by someone else (glance_store): the object is the image
-            found = Resolved("plain", key, key, size, meta, etag, None)
-        with self._cache_lock:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic(), found)
-        return found
+                return Resolved("record", key, self.layout.data_key(image_id, token), int(meta[SIZE]), carried,
+                                etag, token)
+            body = self.client.call("get_object", "read the image record", image_id, Bucket=self.bucket,
+                                    Key=key, IfMatch=head.get("ETag", "*"))["Body"]
+            try:
+                doc = parse_record_body(body.read())
+            except ValueError as exc:
+                raise BackendError(f"the record of the image is damaged: {exc}", store=self.name,
+                                   image=image_id) from None
+            return Resolved("record", key, self.layout.data_key(image_id, doc["token"]), doc["size"],
+                            {str(k): str(v) for k, v in doc["metadata"].items()}, etag, doc["token"])
+        # written by someone else (glance_store): the object is the image
+        return Resolved("plain", key, key, size, meta, etag, None)
 
     def _resolved(self, key: str, image_id: str) -> Resolved:
         """What a stat of the last few seconds found at ``key``, else a fresh :meth:`resolve`."""
