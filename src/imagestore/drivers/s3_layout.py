@@ -63,7 +63,7 @@ class Layout:
         return f"{self.prefix}.imagestore/uploads/{image_id}/{token}"
 
     def probe_key(self, token: str) -> str:
-        return f"{self.prefix}.imagestore/probe/{token}"
+        return f"{self.probe_prefix}{token}"
 
     @property
     def data_prefix(self) -> str:
@@ -72,6 +72,10 @@ class Layout:
     @property
     def lease_prefix(self) -> str:
         return f"{self.prefix}.imagestore/uploads/"
+
+    @property
+    def probe_prefix(self) -> str:
+        return f"{self.prefix}.imagestore/probe/"
 
     @staticmethod
     def split(key: str, under: str) -> tuple[str, str] | None:
