@@ -54,3 +54,39 @@ def test_a_record_replaced_between_head_and_get_is_read_again(open_s3: Opener, s
     assert info.size == len(second)
     assert store.get("turn") == second
     assert json.loads(client.get_object(Bucket=s3_bucket, Key="turn")["Body"].read())["size"] == len(second)
+
+
+def test_a_reader_of_a_record_follows_it_into_the_final_object(open_s3: Opener, s3_server: S3Server,
+                                                                s3_bucket: str) -> None:
+    """A reader that saw the record (the stat before a get) and finds its data gone, because
+    the add finished and copied the data over the record, reads the final object instead."""
+    client = s3_server.client()
+    data = payload(7000, seed=3)
+    plant_record(client, s3_bucket, "moving", "1-cccccccccccccccc", data, headers=True)
+    store = open_s3(auto_sweep=False)
+    driver: Any = store.driver
+    assert store.stat("moving").size == len(data)  # the record, remembered for the read that follows
+    driver.finish_record("moving", driver.resolve("moving", "moving"))  # what the add does last
+    assert client.list_objects_v2(Bucket=s3_bucket, Prefix=".imagestore/").get("KeyCount", 0) == 0
+    assert store.get("moving") == data
+
+
+def test_delete_of_a_record_waits_for_a_live_writer(open_s3: Opener, s3_server: S3Server, s3_bucket: str) -> None:
+    """A record whose writer is alive is an add still copying its data over the record:
+    deleting it then would let the copy bring the image back, so delete answers InUse; a
+    record whose writer is gone (or of an earlier version) is deleted with its data."""
+    import pytest
+
+    import imagestore
+
+    client = s3_server.client()
+    data = payload(3000, seed=4)
+    plant_record(client, s3_bucket, "busy", "1-dddddddddddddddd", data, headers=True)
+    client.put_object(Bucket=s3_bucket, Key=".imagestore/uploads/busy/1-dddddddddddddddd", Body=b"{}")
+    store = open_s3(auto_sweep=False)
+    with pytest.raises(imagestore.InUse):
+        store.delete("busy")
+    assert store.get("busy") == data
+    client.delete_object(Bucket=s3_bucket, Key=".imagestore/uploads/busy/1-dddddddddddddddd")  # the writer ended
+    assert store.delete("busy") is imagestore.DeleteOutcome.DELETED
+    assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0

@@ -169,7 +169,10 @@ class _Pass:
             found = None
         if found is not None and found.kind == "record" and found.token == token:
             if self.deadline is None:
-                d.finish_record(image, found)
+                try:
+                    d.finish_record(image, found)
+                except NotFound:
+                    pass  # deleted since it was read
             return
         self.call("delete_object", "delete dead data", image, Bucket=d.bucket, Key=key)
         self.report += SweepReport(1, size)
@@ -181,26 +184,23 @@ class _Pass:
 
     def _leases(self, after: str) -> None:
         """Delete the leases of dead writers."""
-        d = self.d
-        limit = max(self.older_than, d.stale_after)
-        for page, now in self._pages(d.layout.lease_prefix, after):
-            for obj in page:
-                if (now - obj["LastModified"]).total_seconds() >= limit:
-                    self.call("delete_object", "delete a dead writer's lease", Bucket=d.bucket, Key=obj["Key"])
-                    self.report += SweepReport(1, 0)
-                self.done("leases", obj["Key"])
+        self._stale("leases", self.d.layout.lease_prefix, after, "delete a dead writer's lease")
 
     def _probes(self, after: str) -> None:
         """Delete probe objects of opens that died between writing and removing them (an open
         takes two requests, each shorter than ``stale_after``)."""
+        self._stale("probes", self.d.layout.probe_prefix, after, "delete a probe")
+
+    def _stale(self, phase: str, prefix: str, after: str, what: str) -> None:
+        """Delete the objects under ``prefix`` untouched for ``stale_after`` and ``older_than``."""
         d = self.d
         limit = max(self.older_than, d.stale_after)
-        for page, now in self._pages(d.layout.probe_prefix, after):
+        for page, now in self._pages(prefix, after):
             for obj in page:
                 if (now - obj["LastModified"]).total_seconds() >= limit:
-                    self.call("delete_object", "delete a probe", Bucket=d.bucket, Key=obj["Key"])
+                    self.call("delete_object", what, Bucket=d.bucket, Key=obj["Key"])
                     self.report += SweepReport(1, 0)
-                self.done("probes", obj["Key"])
+                self.done(phase, obj["Key"])
 
 
 def sweep(d: S3Driver, older_than: float, deadline: float | None) -> SweepReport:
