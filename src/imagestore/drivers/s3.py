@@ -5,12 +5,14 @@ An image is the object ``PREFIX<id>`` (glance_store's layout, so glance's
 *inline* there with one conditional PutObject (``If-None-Match: *``); bigger
 ones go to a unique data key by multipart upload and are published by a
 conditional PutObject of a small *record* at ``PREFIX<id>`` that names them
-(:mod:`.s3_layout`). The commit point is therefore always one conditional
-PutObject, which radosgw 16.2 honours (it ignores the condition on
-CompleteMultipartUpload and CopyObject), and the store probes that the
-endpoint honours it when it opens. Clones within one endpoint are server-side
-copies (CopyObject, or UploadPartCopy in parallel for big images); ``locate``
-gives a presigned GET URL.
+(:mod:`.s3_layout`), which the winner then replaces by a server-side copy of
+its data, so the key ends up holding the image's bytes for any S3 client. The
+commit point is therefore always one conditional PutObject, which radosgw 16.2
+honours (it ignores the condition on CompleteMultipartUpload and CopyObject);
+a store opens only on an endpoint that honours it (probed), unless
+``atomic_create = "no"`` accepts adds that are not exclusive across processes.
+Clones within one endpoint are server-side copies (CopyObject, or UploadPartCopy
+in parallel for big images); ``locate`` gives a presigned GET URL.
 """
 
 from __future__ import annotations
