@@ -106,14 +106,10 @@ print(json.dumps(out))
 """
 
 
-def glance_store_s3(glance_venv: str, server: S3Server, bucket: str, ops: list[tuple[str, str, str]],
-                    tmp: Any) -> list[Any]:
-    """Run ``ops`` (get URI -> file, delete URI, add ID <- file) through glance_store 5.7's own S3
-    driver, in the Glance virtualenv with this interpreter's boto3 linked in."""
-    import json
-    import os
+def boto_overlay(tmp: Any) -> Any:
+    """A directory of links to this interpreter's boto3 and what it needs that the Glance
+    virtualenv lacks (its ``PYTHONPATH`` for glance_store's S3 driver)."""
     import site
-    import subprocess
     from pathlib import Path
 
     overlay = Path(tmp) / "overlay"
@@ -122,6 +118,19 @@ def glance_store_s3(glance_venv: str, server: S3Server, bucket: str, ops: list[t
         for root in map(Path, site.getsitepackages()):
             if (root / name).exists() and not (overlay / name).exists():
                 (overlay / name).symlink_to(root / name)
+    return overlay
+
+
+def glance_store_s3(glance_venv: str, server: S3Server, bucket: str, ops: list[tuple[str, str, str]],
+                    tmp: Any) -> list[Any]:
+    """Run ``ops`` (get URI -> file, delete URI, add ID <- file) through glance_store 5.7's own S3
+    driver, in the Glance virtualenv with this interpreter's boto3 linked in."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    overlay = boto_overlay(tmp)
     cfg = {"kind": "s3", "options": {
         "s3_store_host": server.endpoint, "s3_store_access_key": server.access_key,
         "s3_store_secret_key": server.secret_key, "s3_store_bucket": bucket, "s3_store_create_bucket_on_put": False,
