@@ -5,6 +5,7 @@ through it, and a store can serve images written either way side by side."""
 from __future__ import annotations
 
 import hashlib
+import json
 import urllib.request
 import uuid
 from typing import Any
@@ -56,8 +57,9 @@ def test_glance_object_resolves_and_reads(stores: Any, s3_server: S3Server, s3_b
 
 
 def test_imagestore_images_keep_glance_store_layout(stores: Any, s3_server: S3Server, s3_bucket: str) -> None:
-    """A small image is an ordinary object at bucket/<id> (glance_store reads its bytes there);
-    a big one is a record there and its bytes under .imagestore/data/."""
+    """Every image, small or multipart, is an ordinary object at bucket/<id> that any S3 client
+    (glance_store, rclone) reads as the image's bytes, its checksums in its metadata; nothing
+    stays under .imagestore/ once the add returned."""
     store = stores["images"]
     small = payload(MiB, seed=2)
     store.add("small", small, len(small))
@@ -66,9 +68,105 @@ def test_imagestore_images_keep_glance_store_layout(stores: Any, s3_server: S3Se
     assert obj["Body"].read() == small and obj["Metadata"]["imagestore"] == "inline"
     big = payload(20 * MiB, seed=3)
     info = store.add("big", iter([big[i:i + MiB] for i in range(0, len(big), MiB)]))
-    head = client.head_object(Bucket=s3_bucket, Key="big")
-    assert head["Metadata"]["imagestore"] == "record" and head["ContentLength"] < 4096
-    token = head["Metadata"]["imagestore-token"]
-    assert client.head_object(Bucket=s3_bucket, Key=f".imagestore/data/big/{token}")["ContentLength"] == len(big)
+    assert info.size == len(big)
+    obj = client.get_object(Bucket=s3_bucket, Key="big")
+    assert obj["ContentLength"] == len(big) and obj["Body"].read() == big
+    meta = json.loads(obj["Metadata"]["imagestore-meta"])
+    assert meta["checksum.sha512"] == hashlib.sha512(big).hexdigest() == info.checksums["sha512"]
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])] == ["big", "small"]
     assert stores.resolve(f"s3://{s3_server.host}:{s3_server.port}/{s3_bucket}/big")[0] is store
     assert store.get(info.location) == big
+
+
+_GLANCE_STORE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from glance_store import location as gl
+from peer_child import Upload, _where, make_store
+cfg, ops = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+store, conf = make_store(cfg)
+out = []
+for op, uri, path in ops:
+    if op == "get":
+        it, size = store.get(_where(gl, store, conf, uri))
+        with open(path, "wb") as fh:
+            for piece in it:
+                fh.write(piece)
+        out.append(size)
+    elif op == "delete":
+        store.delete(_where(gl, store, conf, uri))
+        out.append(None)
+    else:
+        up = Upload(path)
+        try:
+            out.append(store.add(uri, up, 0, "sha512")[0])
+        finally:
+            up.close()
+print(json.dumps(out))
+"""
+
+
+def boto_overlay(tmp: Any) -> Any:
+    """A directory of links to this interpreter's boto3 and what it needs that the Glance
+    virtualenv lacks (its ``PYTHONPATH`` for glance_store's S3 driver)."""
+    import site
+    from pathlib import Path
+
+    overlay = Path(tmp) / "overlay"
+    overlay.mkdir(exist_ok=True)
+    for name in ("boto3", "botocore", "s3transfer", "jmespath"):
+        for root in map(Path, site.getsitepackages()):
+            if (root / name).exists() and not (overlay / name).exists():
+                (overlay / name).symlink_to(root / name)
+    return overlay
+
+
+def glance_store_s3(glance_venv: str, server: S3Server, bucket: str, ops: list[tuple[str, str, str]],
+                    tmp: Any) -> list[Any]:
+    """Run ``ops`` (get URI -> file, delete URI, add ID <- file) through glance_store 5.7's own S3
+    driver, in the Glance virtualenv with this interpreter's boto3 linked in."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    overlay = boto_overlay(tmp)
+    cfg = {"kind": "s3", "options": {
+        "s3_store_host": server.endpoint, "s3_store_access_key": server.access_key,
+        "s3_store_secret_key": server.secret_key, "s3_store_bucket": bucket, "s3_store_create_bucket_on_put": False,
+        "s3_store_bucket_url_format": "path", "s3_store_region_name": server.region}}
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    env = {**os.environ, "PYTHONPATH": str(overlay), "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+           "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
+    proc = subprocess.run([f"{glance_venv}/bin/python", "-c", _GLANCE_STORE, str(bench), json.dumps(cfg),
+                           json.dumps(ops)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return list(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_glance_store_s3_driver_reads_and_deletes_imagestore_images(stores: Any, s3_server: S3Server,
+                                                                    s3_bucket: str, glance_venv: str,
+                                                                    tmp_path: Any) -> None:
+    """Rolling back to glance_store's S3 driver: it reads every image imagestore wrote, whole
+    and with the right size (a multipart one too), and its delete leaves nothing behind; and
+    imagestore reads what glance_store writes. Works both ways, on moto and on radosgw."""
+    from tests.conformance.test_s3 import leftovers_in
+
+    store = stores["images"]
+    small, big = payload(MiB, seed=4), payload(21 * MiB + 5, seed=5)
+    store.add("small", small, len(small))
+    store.add("big", iter([big[i:i + MiB] for i in range(0, len(big), MiB)]))
+    gs_data = payload(3 * MiB + 1, seed=6)
+    (tmp_path / "gs-in").write_bytes(gs_data)
+    base = f"s3://{s3_server.access_key}:{s3_server.secret_key}@{s3_server.host}:{s3_server.port}/{s3_bucket}"
+    sizes = glance_store_s3(glance_venv, s3_server, s3_bucket, [
+        ("get", f"{base}/small", str(tmp_path / "small")), ("get", f"{base}/big", str(tmp_path / "big")),
+        ("add", "from-glance", str(tmp_path / "gs-in"))], tmp_path)
+    assert sizes[:2] == [len(small), len(big)]
+    assert (tmp_path / "small").read_bytes() == small and (tmp_path / "big").read_bytes() == big
+    assert store.get("from-glance", verify=False) == gs_data
+    glance_store_s3(glance_venv, s3_server, s3_bucket, [("delete", f"{base}/big", ""),
+                                                          ("delete", f"{base}/small", "")], tmp_path)
+    client = s3_server.client()
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])] == ["from-glance"]
+    assert leftovers_in(client, s3_bucket) == []

@@ -26,6 +26,8 @@ def ops(log: list[Any]) -> list[str]:
             out.append("PUT-lease")
         elif r.method == "DELETE" and "/.imagestore/uploads/" in r.path:
             out.append("DELETE-lease")
+        elif r.method == "PUT" and "x-amz-copy-source" in r.headers:
+            out.append("PUT-copy")
         elif r.method == "PUT" and r.headers.get("if-none-match") == "*":
             out.append("PUT-publish")
         else:
@@ -51,11 +53,11 @@ def test_request_costs(open_s3: Opener, s3_server: S3Server, fault_proxy: FaultP
     big = payload(12 * MiB, seed=2)
     assert cost(lambda: store.add("big", iter([big]))) == [
         "HEAD", "PUT-lease", "POST-create", "PUT-part", "PUT-part", "PUT-part", "POST-complete", "PUT-publish",
-        "HEAD", "DELETE-lease"]
+        "PUT-copy", "DELETE", "DELETE-lease"]  # the record, then the data copied over it
     assert cost(lambda: store.stat("big")) == ["HEAD"]
     assert cost(lambda: store.get("big")) == ["HEAD", "GET"]  # one 16 MiB ranged read
     assert cost(lambda: store.locate("big")) == []  # presigned locally, from the stat just made
-    assert cost(lambda: store.delete("big")) == ["HEAD", "DELETE", "DELETE"]  # record, then data
+    assert cost(lambda: store.delete("big")) == ["HEAD", "DELETE"]  # the key holds the bytes: nothing else
     assert cost(lambda: store.delete("small")) == ["HEAD", "DELETE"]
 
 

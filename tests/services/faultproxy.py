@@ -387,7 +387,7 @@ class _Conn:
             self._connect_upstream()
             self.pending.append(req)
             assert self.upstream is not None
-            self.send(self.upstream, head, "request")
+            self.send(self.upstream, self.proxy._strip(head), "request")
             expects = kind != "none" and req.headers.get("expect", "").lower() == "100-continue"
             if expects and not reader.buf and not self._body_comes(req):
                 continue  # a final answer came instead of 100 Continue: the client sends no body
@@ -564,6 +564,7 @@ class FaultProxy:
         self._stopped = threading.Event()
         self._faults: list[_Fault] = []
         self._rates: dict[str, int | None] = {"request": None, "response": None}
+        self._stripped: set[bytes] = set()  # lower-case names of request headers not forwarded
         self._log: list[Request] = []
         self._conns: set[_Conn] = set()
         self._numbers = itertools.count(1)
@@ -639,10 +640,25 @@ class FaultProxy:
 
     # ---------------------------------------------------------------- faults
     def passthrough(self) -> None:
-        """Disarm every fault and the throttle: plain forwarding from now on."""
+        """Disarm every fault, the throttle and header stripping: plain forwarding from now on."""
         with self._lock:
             self._faults.clear()
             self._rates = {"request": None, "response": None}
+            self._stripped = set()
+
+    def strip_header(self, name: str) -> None:
+        """Remove the header ``name`` from every request from now on (an endpoint that ignores a
+        header, e.g. ``If-None-Match``; signed headers then fail on servers that check SigV4)."""
+        with self._lock:
+            self._stripped = self._stripped | {name.lower().encode()}
+
+    def _strip(self, head: bytes) -> bytes:
+        stripped = self._stripped
+        if not stripped:
+            return head
+        lines = head.split(b"\r\n")
+        return b"\r\n".join(line for i, line in enumerate(lines)
+                             if i == 0 or line.split(b":", 1)[0].strip().lower() not in stripped)
 
     def _arm(self, fault: _Fault) -> None:
         if fault.remaining is not None and fault.remaining < 1:

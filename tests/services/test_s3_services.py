@@ -904,3 +904,25 @@ def test_requests_counted_through_proxy(s3_server: S3Server, s3_bucket: str, fau
     assert [(r.method, r.status) for r in proxy.log] == [("PUT", 200)] * 5 + [("GET", 200), ("HEAD", 200),
                                                                             ("DELETE", 204)]
     assert proxy.log[0].path == f"/{s3_bucket}/k0" and proxy.log[5].query.startswith("list-type=2")
+
+
+def test_proxy_strip_header_makes_moto_ignore_if_none_match(moto_server: S3Server,
+                                                            fault_proxy: FaultProxyFactory) -> None:
+    """``strip_header`` removes a request header on its way: a conditional PutObject through it
+    overwrites (what an endpoint that ignores If-None-Match does); ``passthrough`` ends it."""
+    from botocore.exceptions import ClientError
+
+    from tests.services.s3 import temporary_bucket
+
+    proxy = fault_proxy(moto_server)
+    client = moto_server.client(endpoint=proxy.endpoint)
+    with temporary_bucket(moto_server, "imagestore-strip") as bucket:
+        client.put_object(Bucket=bucket, Key="k", Body=b"1", IfNoneMatch="*")
+        proxy.strip_header("If-None-Match")
+        client.put_object(Bucket=bucket, Key="k", Body=b"2", IfNoneMatch="*")
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"2"
+        assert proxy.log[1].headers.get("if-none-match") == "*"  # seen by the proxy, not forwarded
+        proxy.passthrough()
+        with pytest.raises(ClientError) as refused:
+            client.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch="*")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412

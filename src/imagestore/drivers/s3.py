@@ -5,12 +5,14 @@ An image is the object ``PREFIX<id>`` (glance_store's layout, so glance's
 *inline* there with one conditional PutObject (``If-None-Match: *``); bigger
 ones go to a unique data key by multipart upload and are published by a
 conditional PutObject of a small *record* at ``PREFIX<id>`` that names them
-(:mod:`.s3_layout`). The commit point is therefore always one conditional
-PutObject, which radosgw 16.2 honours (it ignores the condition on
-CompleteMultipartUpload and CopyObject), and the store probes that the
-endpoint honours it when it opens. Clones within one endpoint are server-side
-copies (CopyObject, or UploadPartCopy in parallel for big images); ``locate``
-gives a presigned GET URL.
+(:mod:`.s3_layout`), which the winner then replaces by a server-side copy of
+its data, so the key ends up holding the image's bytes for any S3 client. The
+commit point is therefore always one conditional PutObject, which radosgw 16.2
+honours (it ignores the condition on CompleteMultipartUpload and CopyObject);
+a store opens only on an endpoint that honours it (probed), unless
+``atomic_create = "no"`` accepts adds that are not exclusive across processes.
+Clones within one endpoint are server-side copies (CopyObject, or UploadPartCopy
+in parallel for big images); ``locate`` gives a presigned GET URL.
 """
 
 from __future__ import annotations
@@ -32,15 +34,17 @@ from ..errors import (
     AlreadyExists,
     BackendError,
     ConfigError,
+    InUse,
     InvalidLocation,
     NotFound,
     PermissionDenied,
+    Transient,
     Unsupported,
 )
 from ..location import DirectAccess, Location, validate_image_id
 from .base import Driver
 from .chunked import PartSizes, call_retrying
-from .s3_client import PreconditionFailed, S3Client
+from .s3_client import PreconditionFailed, S3Client, server_time
 from .s3_io import S3Reader, S3Writer
 from .s3_layout import (
     INLINE,
@@ -50,6 +54,7 @@ from .s3_layout import (
     TOKEN,
     Layout,
     Resolved,
+    inline_headers,
     meta_from_headers,
     new_token,
     parse_record_body,
@@ -71,6 +76,7 @@ LARGEST_GROWN_PART = 1 * GiB
 MAX_PRESIGN = 7 * 86400  # SigV4's limit
 _CACHE_TTL = 30.0  # seconds a stat's answer serves the open that follows it
 _CACHE_MAX = 4096
+_RESOLVE_ATTEMPTS = 4  # reads of an image key whose record keeps changing under the GET
 
 
 def _positive(value: float, key: str, low: float, high: float) -> float:
@@ -149,7 +155,8 @@ class S3Driver(Driver):
                                                help="boto3's own response checksum checks"),
         "atomic_create": Option(str, default="probe", choices=("probe", "yes", "no"),
                                 help="whether the endpoint honours If-None-Match on PutObject: probed "
-                                     "when the store opens, or declared"),
+                                     "when the store opens (an endpoint that ignores it is refused), or "
+                                     "declared; 'no' accepts adds whose id check does not hold across processes"),
         "heartbeat": Option((int, float), default=10.0, help="seconds between refreshes of a writer's lease"),
     }
     RECORD_TYPE: ClassVar[str] = "application/vnd.imagestore.record+json"
@@ -223,6 +230,8 @@ class S3Driver(Driver):
         self._conditional = atomic_create != "no"
         self._cache: dict[str, tuple[float, Resolved]] = {}
         self._cache_lock = threading.Lock()
+        self.sweep_cursor: Any = None
+        """Where a sweep cut short by its deadline stopped (:mod:`.s3_sweep`): the next goes on there."""
 
     # -- part sizes -------------------------------------------------------------
     def _growth(self, every: int | None, key: str) -> int:
@@ -281,9 +290,18 @@ class S3Driver(Driver):
                 read_timeout=self.read_timeout, pool=max(16, 4 * self.concurrency + 4),
                 checksum_calculation=self.checksum_calculation, checksum_validation=self.checksum_validation)
         self._ensure_bucket()
+        if self.atomic_create == "no":
+            log.warning("store %s: atomic_create = \"no\": adds of one id from several processes at once can "
+                        "all succeed, the last one replacing the others", self.name)
         writable = True
         if self.atomic_create == "probe":
             writable, self._conditional = self._probe()
+            if writable and not self._conditional:
+                raise ConfigError(
+                    f"{self.describe()['endpoint']} ignores If-None-Match on PutObject, so two processes "
+                    "adding one id could both succeed, the later replacing the earlier; atomic_create = \"no\" "
+                    "opens the store anyway (an id is then checked free before each add, which does not hold "
+                    "across processes)", key=f"stores.{self.name}.atomic_create")
         return Capabilities(
             write=writable,
             range_read=True,
@@ -334,10 +352,6 @@ class S3Driver(Driver):
         finally:
             self.quietly(lambda: self.client.call("delete_object", "remove the probe", Bucket=self.bucket, Key=key),
                          "remove the probe")
-        if not honoured:
-            log.warning(
-                "store %s: %s ignores If-None-Match on PutObject; concurrent adds of one id are serialised in "
-                "this process only", self.name, self.describe()["endpoint"])
         return True, honoured
 
     def close(self) -> None:
@@ -397,22 +411,50 @@ class S3Driver(Driver):
         self._forget(key)
 
     def publish_record(self, image_id: str, token: str, size: int, metadata: Mapping[str, str]) -> None:
-        """Publish the record of a complete data object, then check the data is still there
-        (a writer stalled past its lease may have lost it to a sweep: it then unpublishes)."""
+        """Publish the record of a complete data object (the commit: exactly one writer wins),
+        then turn it into the image's final object (:meth:`finish_record`)."""
         key = self.layout.image_key(image_id)
         body = record_body(image_id, token, size, metadata)
         self.put_new(image_id, key, token, lambda: body, len(body), record_headers(token, size, metadata),
                      content_type=self.RECORD_TYPE)
-        data_key = self.layout.data_key(image_id, token)
+        found = Resolved("record", key, self.layout.data_key(image_id, token), size, dict(metadata), "", token)
         try:
-            self.retrying(lambda: self.client.call("head_object", "check the published data", image_id,
-                                                   Bucket=self.bucket, Key=data_key), "check the published data")
+            self.finish_record(image_id, found)
         except NotFound:
             self.quietly(lambda: self.client.call("delete_object", "unpublish", image_id, Bucket=self.bucket,
                                                   Key=key), "unpublish")
             raise BackendError("the upload's data was removed before it was published (its writer stalled past "
                                f"its lease, {self.stale_after:g} s, and a sweep took it)", store=self.name,
                                image=image_id) from None
+        except Exception as exc:  # noqa: BLE001 - the add won: its record serves reads until sweep finishes it
+            log.warning("store %s: %s stays a record (readable by imagestore only) until `imagestore sweep`: "
+                        "its final copy failed: %s", self.name, image_id, exc)
+
+    def finish_record(self, image_id: str, found: Resolved) -> None:
+        """Replace a published record by the image's bytes, so that the key holds the image as
+        any S3 client (glance_store, rclone) reads it: one server-side copy of the data over
+        the record with the image's metadata (a multipart copy above 5 GiB), then the data
+        goes. NotFound if the data is gone; a record whose metadata passes 2 KiB stays."""
+        from .s3_copy import copy_object
+
+        headers = inline_headers(str(found.token), found.metadata)
+        if headers is None:
+            return
+        copy_object(self, image_id, {"Bucket": self.bucket, "Key": found.data_key}, found.size, found.key,
+                    headers, part_size=MAX_PART)
+        self._forget(found.key)
+        self.quietly(lambda: self.client.call("delete_object", "delete the copied data", image_id,
+                                              Bucket=self.bucket, Key=found.data_key), "delete the copied data")
+
+    def lease_live(self, image_id: str, token: str) -> bool:
+        """Whether the writer of ``token`` refreshed its lease within :attr:`stale_after`, by the
+        server's clock (the Date of the lease's HEAD)."""
+        try:
+            head = self.client.call("head_object", "check an upload's lease", image_id, Bucket=self.bucket,
+                                    Key=self.layout.lease_key(image_id, token))
+        except NotFound:
+            return False
+        return (server_time(head) - head["LastModified"]).total_seconds() < self.stale_after
 
     # -- locations ------------------------------------------------------------------
     def location_for(self, image_id: str) -> Location:
@@ -448,7 +490,24 @@ class S3Driver(Driver):
 
     # -- what an image key holds --------------------------------------------------------
     def resolve(self, key: str, image_id: str) -> Resolved:
-        """HEAD the image's key (and GET a record whose metadata did not fit in its headers)."""
+        """HEAD the image's key (and GET a record whose metadata did not fit in its headers).
+
+        The GET is pinned to the HEAD's ETag; a 412 means the object changed in between (a
+        record replaced by the image's final bytes, or the id deleted and added again), so
+        the key is read again, a few times at most, then ``Transient``."""
+        for _ in range(_RESOLVE_ATTEMPTS):
+            try:
+                found = self._resolve_once(key, image_id)
+            except PreconditionFailed:
+                continue
+            with self._cache_lock:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic(), found)
+            return found
+        raise Transient(f"store {self.name!r}: the record of {image_id!r} changed at every read")
+
+    def _resolve_once(self, key: str, image_id: str) -> Resolved:
         head = self.client.call("head_object", "stat", image_id, Bucket=self.bucket, Key=key)
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         etag = str(head.get("ETag", "")).strip('"')
@@ -456,29 +515,23 @@ class S3Driver(Driver):
         mark = meta.get(MARK)
         carried = meta_from_headers(meta)
         if mark == INLINE and meta.get(TOKEN) and carried is not None:
-            found = Resolved("inline", key, key, size, carried, etag, meta[TOKEN])
-        elif mark == RECORD and meta.get(TOKEN):
+            return Resolved("inline", key, key, size, carried, etag, meta[TOKEN])
+        if mark == RECORD and meta.get(TOKEN):
             token = meta[TOKEN]
             if carried is not None and (meta.get(SIZE) or "").isdigit():
-                found = Resolved("record", key, self.layout.data_key(image_id, token), int(meta[SIZE]), carried,
-                                 etag, token)
-            else:
-                body = self.client.call("get_object", "read the image record", image_id, Bucket=self.bucket,
-                                        Key=key, IfMatch=head.get("ETag", "*"))["Body"]
-                try:
-                    doc = parse_record_body(body.read())
-                except ValueError as exc:
-                    raise BackendError(f"the record of the image is damaged: {exc}", store=self.name,
-                                       image=image_id) from None
-                found = Resolved("record", key, self.layout.data_key(image_id, doc["token"]), doc["size"],
-                                 {str(k): str(v) for k, v in doc["metadata"].items()}, etag, doc["token"])
-        else:  # written by someone else (glance_store): the object is the image
-            found = Resolved("plain", key, key, size, meta, etag, None)
-        with self._cache_lock:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic(), found)
-        return found
+                return Resolved("record", key, self.layout.data_key(image_id, token), int(meta[SIZE]), carried,
+                                etag, token)
+            body = self.client.call("get_object", "read the image record", image_id, Bucket=self.bucket,
+                                    Key=key, IfMatch=head.get("ETag", "*"))["Body"]
+            try:
+                doc = parse_record_body(body.read())
+            except ValueError as exc:
+                raise BackendError(f"the record of the image is damaged: {exc}", store=self.name,
+                                   image=image_id) from None
+            return Resolved("record", key, self.layout.data_key(image_id, doc["token"]), doc["size"],
+                            {str(k): str(v) for k, v in doc["metadata"].items()}, etag, doc["token"])
+        # written by someone else (glance_store): the object is the image
+        return Resolved("plain", key, key, size, meta, etag, None)
 
     def _resolved(self, key: str, image_id: str) -> Resolved:
         """What a stat of the last few seconds found at ``key``, else a fresh :meth:`resolve`."""
@@ -513,8 +566,15 @@ class S3Driver(Driver):
     def open_reader(self, location: Location, offset: int, length: int) -> S3Reader:
         """One streaming ranged GET of the image's bytes from ``offset``, read ahead by a thread."""
         found = self.resolve_location(location, fresh=False)
-        pin = found.etag if found.kind != "record" else None
-        return S3Reader(self, found.data_key, location.image, offset, length, if_match=pin)
+        try:
+            return S3Reader(self, found.data_key, location.image, offset, length,
+                            if_match=found.etag if found.kind != "record" else None)
+        except NotFound:
+            if found.kind != "record":
+                raise
+        found = self.resolve_location(location)  # the add finished: its record became the image
+        return S3Reader(self, found.data_key, location.image, offset, length,
+                        if_match=found.etag if found.kind != "record" else None)
 
     def stat(self, location: Location) -> Stored:
         """Size and metadata from one HEAD; the version is the object's ETag."""
@@ -525,6 +585,9 @@ class S3Driver(Driver):
         """Delete the image (a record first, so the image is gone at once, then its data)."""
         found = self.resolve_location(location)
         self._forget(found.key)
+        if found.kind == "record" and found.token and self.lease_live(location.image, found.token):
+            raise InUse("the image's add is still finishing (its record is being replaced by its bytes)",
+                        store=self.name, image=location.image)
         self.client.call("delete_object", "delete", location.image, Bucket=self.bucket, Key=found.key)
         if found.kind == "record":
             self.quietly(lambda: self.client.call("delete_object", "delete the image data", location.image,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import io
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 try:
@@ -43,7 +45,7 @@ from ..errors import (
     Transient,
 )
 
-__all__ = ["PreconditionFailed", "S3Client", "ViewBody", "error_code"]
+__all__ = ["PreconditionFailed", "S3Client", "ViewBody", "error_code", "server_time"]
 
 _NOT_FOUND = {"NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchBucket", "404"}
 _DENIED = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AllAccessDisabled", "InvalidToken",
@@ -64,6 +66,16 @@ def error_code(exc: ClientError) -> tuple[int, str]:
     """(HTTP status, S3 error code) of a ClientError; HEAD errors carry the status as code."""
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     return status, str(exc.response.get("Error", {}).get("Code") or status)
+
+
+def server_time(resp: dict[str, Any]) -> datetime:
+    """The server's time from a response's Date header (this machine's clock if there is none):
+    ages of objects are measured against it, never against a clock that may be skewed."""
+    date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date) if date else datetime.now(UTC)
+    except (TypeError, ValueError):
+        return datetime.now(UTC)
 
 
 def translate(exc: BaseException, what: str, *, store: str, image: str | None) -> BaseException:

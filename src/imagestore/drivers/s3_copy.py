@@ -5,12 +5,14 @@ The bytes never pass through this process: one CopyObject up to the target's
 ranges of the source, ``concurrency`` in flight, each retried on ``Transient``
 (:func:`~.chunked.run_parts`). The copy lands on a unique data key of the target
 under a lease, and the target's record is published with one conditional
-PutObject, so a clone is atomic and exclusive exactly as an add is (CopyObject
-itself ignores ``If-None-Match`` on both moto and radosgw).
+PutObject (then the data is copied over it, :func:`copy_object` again), so a
+clone is atomic and exclusive exactly as an add is (CopyObject itself ignores
+``If-None-Match`` on both moto and radosgw).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..contract import ClonePlan, CloneRequest
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from .base import Driver
     from .s3 import S3Driver
 
-__all__ = ["plan", "server_copy"]
+__all__ = ["copy_object", "plan", "server_copy"]
 
 MAX_PARTS = 10_000
 MiB = 1 << 20
@@ -87,68 +89,73 @@ class _Copy:
         dst = self.dst
         lease = Lease(dst, self.name, self.token)
         lease.start()
-        upload_id: str | None = None
-        written = False
         try:
             try:
-                if self.found.size <= dst.copy_part_size:
-                    written = True
-                    dst.retrying(lambda: dst.client.call(
-                        "copy_object", "server-side copy", self.name, Bucket=dst.bucket, Key=self.data_key,
-                        CopySource=self.copy_source, MetadataDirective="REPLACE", Metadata={}, **self.pin),
-                        "server-side copy")
-                else:
-                    resp = dst.retrying(lambda: dst.client.call(
-                        "create_multipart_upload", "start a multipart copy", self.name, Bucket=dst.bucket,
-                        Key=self.data_key), "start a multipart copy")
-                    upload_id = str(resp["UploadId"])
-                    parts = self._copy_parts(upload_id)
-                    written = True
-                    dst.retrying(lambda: dst.client.call(
-                        "complete_multipart_upload", "complete the multipart copy", self.name, Bucket=dst.bucket,
-                        Key=self.data_key, UploadId=upload_id, MultipartUpload={"Parts": parts}),
-                        "complete the multipart copy")
-                    upload_id = None
+                copy_object(dst, self.name, self.copy_source, self.found.size, self.data_key, {},
+                            part_size=dst.copy_part_size, pin=self.pin)
             except PreconditionFailed:
                 raise NotFound("the source image was replaced during the copy", store=self.src.name,
                                image=self.found.key.rsplit("/", 1)[-1]) from None
             dst.publish_record(self.name, self.token, self.found.size, metadata)
         except BaseException:
-            if upload_id is not None:
-                dead = upload_id
-                dst.quietly(lambda: dst.client.call("abort_multipart_upload", "abort the multipart copy", self.name,
-                                                    Bucket=dst.bucket, Key=self.data_key, UploadId=dead),
-                            "abort the multipart copy")
-            if written:
-                dst.quietly(lambda: dst.client.call("delete_object", "delete the unpublished copy", self.name,
-                                                    Bucket=dst.bucket, Key=self.data_key),
-                            "delete the unpublished copy")
+            dst.quietly(lambda: dst.client.call("delete_object", "delete the unpublished copy", self.name,
+                                                Bucket=dst.bucket, Key=self.data_key),
+                        "delete the unpublished copy")
             raise
         finally:
             lease.release()
 
-    def _copy_parts(self, upload_id: str) -> list[dict[str, Any]]:
-        """UploadPartCopy of every range, ``concurrency`` in flight; the parts for Complete."""
-        dst, size = self.dst, self.found.size
-        part = max(dst.copy_part_size, -(-size // MAX_PARTS))
-        part = -(-part // MiB) * MiB
-        ranges = [(start, min(size, start + part) - 1) for start in range(0, size, part)]
-        pool = ThreadParts(dst.concurrency, name="imagestore-s3-copy")
 
-        def one(number: int, first: int, last: int) -> dict[str, Any]:
-            resp = dst.client.call("upload_part_copy", f"copy part {number}", self.name, Bucket=dst.bucket,
-                                   Key=self.data_key, UploadId=upload_id, PartNumber=number,
-                                   CopySource=self.copy_source, CopySourceRange=f"bytes={first}-{last}", **self.pin)
-            return {"ETag": resp["CopyPartResult"]["ETag"], "PartNumber": number}
+def copy_object(dst: S3Driver, image: str, source: Mapping[str, str], size: int, key: str,
+                metadata: Mapping[str, str], *, part_size: int, pin: Mapping[str, str] | None = None,
+                content_type: str = "application/octet-stream") -> None:
+    """Copy ``source`` (bucket and key of this endpoint) to ``key`` of ``dst``'s bucket with
+    ``metadata``, inside the endpoint: one CopyObject up to ``part_size`` bytes, else a
+    multipart upload of UploadPartCopy ranges, ``concurrency`` in flight (aborted if it fails)."""
+    extra = dict(pin or {})
+    if size <= part_size:
+        dst.retrying(lambda: dst.client.call(
+            "copy_object", "server-side copy", image, Bucket=dst.bucket, Key=key, CopySource=dict(source),
+            MetadataDirective="REPLACE", Metadata=dict(metadata), ContentType=content_type, **extra),
+            "server-side copy")
+        return
+    resp = dst.retrying(lambda: dst.client.call(
+        "create_multipart_upload", "start a multipart copy", image, Bucket=dst.bucket, Key=key,
+        Metadata=dict(metadata), ContentType=content_type), "start a multipart copy")
+    upload_id = str(resp["UploadId"])
+    try:
+        parts = _copy_parts(dst, image, source, size, key, upload_id, part_size, extra)
+        dst.retrying(lambda: dst.client.call(
+            "complete_multipart_upload", "complete the multipart copy", image, Bucket=dst.bucket, Key=key,
+            UploadId=upload_id, MultipartUpload={"Parts": parts}), "complete the multipart copy")
+    except BaseException:
+        dst.quietly(lambda: dst.client.call("abort_multipart_upload", "abort the multipart copy", image,
+                                            Bucket=dst.bucket, Key=key, UploadId=upload_id),
+                    "abort the multipart copy")
+        raise
 
-        def starter(number: int, first: int, last: int) -> Any:
-            def start() -> Pending[dict[str, Any]]:
-                return pool.run(one, number, first, last)
-            return start
 
-        try:
-            return run_parts([starter(n, a, b) for n, (a, b) in enumerate(ranges, 1)], concurrency=dst.concurrency,
-                             retries=dst.retries, backoff=dst.retry_backoff,
-                             label=f"store {dst.name!r}: copy of {self.name!r}")
-        finally:
-            pool.close()
+def _copy_parts(dst: S3Driver, image: str, source: Mapping[str, str], size: int, key: str, upload_id: str,
+                part_size: int, pin: Mapping[str, str]) -> list[dict[str, Any]]:
+    """UploadPartCopy of every range, ``concurrency`` in flight; the parts for Complete."""
+    part = max(part_size, -(-size // MAX_PARTS))
+    part = -(-part // MiB) * MiB
+    ranges = [(start, min(size, start + part) - 1) for start in range(0, size, part)]
+    pool = ThreadParts(dst.concurrency, name="imagestore-s3-copy")
+
+    def one(number: int, first: int, last: int) -> dict[str, Any]:
+        resp = dst.client.call("upload_part_copy", f"copy part {number}", image, Bucket=dst.bucket, Key=key,
+                               UploadId=upload_id, PartNumber=number, CopySource=dict(source),
+                               CopySourceRange=f"bytes={first}-{last}", **pin)
+        return {"ETag": resp["CopyPartResult"]["ETag"], "PartNumber": number}
+
+    def starter(number: int, first: int, last: int) -> Any:
+        def start() -> Pending[dict[str, Any]]:
+            return pool.run(one, number, first, last)
+        return start
+
+    try:
+        return run_parts([starter(n, a, b) for n, (a, b) in enumerate(ranges, 1)], concurrency=dst.concurrency,
+                         retries=dst.retries, backoff=dst.retry_backoff, label=f"store {dst.name!r}: copy of {image!r}")
+    finally:
+        pool.close()

@@ -6,7 +6,7 @@ back-pressure on the source, part sizes growing as an upload of unknown size
 grows. A stream that ends before its first part is full becomes one
 conditional PutObject of an *inline* image; a longer one is a multipart upload
 under a unique data key, published by a conditional PutObject of the image's
-*record* (see :mod:`.s3_layout`). Either way the commit point is one
+*record* (see :mod:`.s3_layout`), then copied over it. Either way the commit point is one
 ``If-None-Match: *`` PutObject, which both moto and radosgw 16.2 honour, so of
 concurrent adds of one id exactly one wins and a failed add publishes nothing.
 

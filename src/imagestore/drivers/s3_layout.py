@@ -4,10 +4,12 @@ Under the store's ``prefix`` (``""`` or ``dir/``):
 
 * ``PREFIX<id>`` is the image, as glance_store lays it out. It is one of:
   an **inline** image (the bytes themselves, with ``x-amz-meta-imagestore: inline``
-  and the facade's metadata), written by one conditional PutObject; a **record**
-  (``x-amz-meta-imagestore: record``, a small JSON body) naming the upload token
-  whose data holds the bytes, written by one conditional PutObject after the data
-  is complete; or a **plain** object that another writer (glance_store) put there.
+  and the facade's metadata), written by one conditional PutObject or copied over
+  the image's record once that won; a **record** (``x-amz-meta-imagestore: record``,
+  a small JSON body) naming the upload token whose data holds the bytes, written by
+  one conditional PutObject after the data is complete (until the copy replaces it,
+  or for good when the metadata passes 2 KiB, or from earlier versions); or a
+  **plain** object that another writer (glance_store) put there.
 * ``PREFIX.imagestore/data/<id>/<token>``: the data of one multipart upload or
   server-side copy; a unique key per attempt, so concurrent writers never touch
   each other's bytes.
@@ -63,7 +65,7 @@ class Layout:
         return f"{self.prefix}.imagestore/uploads/{image_id}/{token}"
 
     def probe_key(self, token: str) -> str:
-        return f"{self.prefix}.imagestore/probe/{token}"
+        return f"{self.probe_prefix}{token}"
 
     @property
     def data_prefix(self) -> str:
@@ -72,6 +74,10 @@ class Layout:
     @property
     def lease_prefix(self) -> str:
         return f"{self.prefix}.imagestore/uploads/"
+
+    @property
+    def probe_prefix(self) -> str:
+        return f"{self.prefix}.imagestore/probe/"
 
     @staticmethod
     def split(key: str, under: str) -> tuple[str, str] | None:
