@@ -38,7 +38,7 @@ from .store import Store
 from .store_ops import replicate
 from .stores import Stores, open_store
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "CLONE_REASONS",
