@@ -275,14 +275,25 @@ class CrashSweep:
             picked += [("bytes", b) for b in sorted(self.rng.sample(span, min(n_bytes, len(span))))]
         return picked
 
-    def strike(self, op: str, mode: str, at: int) -> Point:
-        """Prepare, run the child until it is killed at the point, and check the invariants."""
+    def strike(self, op: str, mode: str, at: int, *, redraws: int = 2) -> Point:
+        """Prepare, run the child until it is killed at the point, and check the invariants.
+
+        A call boundary past the end of this run (an operation's count of calls varies with
+        what earlier points left behind, e.g. a sweep's) is drawn again, up to ``redraws``
+        times, within the calls that run made."""
         index = next(self._serial)
         ids = self._ids(op, index)
         args = self._prepare(op, ids)
         point = Point(op, mode, at, index)
         code, result = self._spawn(op, args, {"mode": mode, "at": at})
         point.killed = code == -signal.SIGKILL
+        made = int(result.get("calls") or 0)
+        if code == 0 and mode == "calls" and 1 < made < at and redraws > 0:
+            self._check(point, ids)  # the unkilled run is checked like any other
+            if point.violations:
+                self.points.append(point)
+                return point
+            return self.strike(op, mode, self.rng.randint(1, made - 1), redraws=redraws - 1)
         point.outcome = "killed" if point.killed else str(result.get("outcome", result.get("error", "")))
         if code is None:
             self.tally.hung += 1
