@@ -75,7 +75,7 @@ class CloneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by ``imagestore clone --json``."""
-        return {"location": str(self.location), "mode": self.mode}
+        return {"location": str(self.location), "mode": self.mode, "depth": self.depth}
 
 
 @dataclass(frozen=True)
