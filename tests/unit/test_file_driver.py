@@ -13,7 +13,7 @@ import pytest
 
 import imagestore
 from imagestore import InvalidLocation, Location, NotFound
-from imagestore.drivers import file as file_driver
+from imagestore.drivers.file import sweeper as file_sweeper
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_sweep_removes_dead_writers_only(store: imagestore.Store, tmp_path: Path
     live.write(memoryview(b"data"))
     live.commit({})
     assert store.get("live", verify=False) == b"data"
-    monkeypatch.setattr(file_driver, "_MIN_AGE", 0.0)
+    monkeypatch.setattr(file_sweeper, "_MIN_AGE", 0.0)
     assert store.sweep(0).removed == 1 and not young.exists()
 
 

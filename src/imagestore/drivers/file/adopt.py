@@ -13,13 +13,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from ..errors import AlreadyExists, BackendError
-from ..location import Location
-
-if TYPE_CHECKING:
-    from .file import FileDriver
+from ...errors import AlreadyExists, BackendError
+from ...location import Location
+from .core import XATTR, Root
 
 __all__ = ["FileAdoption"]
 
@@ -32,12 +29,10 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
 class FileAdoption:
     """One adoption in progress; owns ``fd`` (the consumer's file, opened read-only)."""
 
-    def __init__(self, driver: FileDriver, fd: int, st: os.stat_result, name: str) -> None:
-        from .file import _XATTR
-
+    def __init__(self, driver: Root, fd: int, st: os.stat_result, name: str) -> None:
         self._d, self._fd, self._st, self._name = driver, fd, st, name
         try:
-            if any(key.startswith(_XATTR) for key in os.listxattr(fd)):
+            if any(key.startswith(XATTR) for key in os.listxattr(fd)):
                 raise AlreadyExists("the file is registered already", store=driver.name, image=name)
         except BaseException:
             os.close(fd)
@@ -47,8 +42,6 @@ class FileAdoption:
 
     def commit(self, metadata: Mapping[str, str]) -> Location:
         """Check the file is unchanged, store the metadata, drop its write bits, fsync."""
-        from .file import _XATTR
-
         d, fd = self._d, self._fd
         try:
             by_name = os.stat(self._name, dir_fd=d.root_fd, follow_symlinks=False)
@@ -56,7 +49,7 @@ class FileAdoption:
                 raise BackendError("the file changed or was replaced while it was being adopted; "
                                    "nothing was registered", store=d.name, image=self._name)
             for key, value in metadata.items():
-                os.setxattr(fd, _XATTR + key, value.encode())
+                os.setxattr(fd, XATTR + key, value.encode())
             os.fchmod(fd, stat.S_IMODE(self._st.st_mode) & ~0o222)
             os.fsync(fd)
         except BaseException:
@@ -68,11 +61,9 @@ class FileAdoption:
         return self.location
 
     def _undo_xattrs(self, metadata: Mapping[str, str]) -> None:
-        from .file import _XATTR
-
         for key in metadata:
             try:
-                os.removexattr(self._fd, _XATTR + key)
+                os.removexattr(self._fd, XATTR + key)
             except OSError:
                 pass
 

@@ -1,0 +1,31 @@
+"""Reading a range of an open image file with ``pread``: the file driver's reader, also
+used by the compute-node cache to hash its local entries."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["RangeReader"]
+
+
+class RangeReader:
+    """``pread`` over an open file, from ``offset`` for ``length`` bytes; closes the descriptor."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd = fd
+        self.pos = offset
+        self.left = length
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_SEQUENTIAL)
+
+    def read(self, n: int) -> bytes:
+        if self.left <= 0 or self.fd < 0:
+            return b""
+        data = os.pread(self.fd, min(n, self.left), self.pos)
+        self.pos += len(data)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
