@@ -20,7 +20,7 @@ import pytest
 
 import imagestore
 from imagestore import ChecksumMismatch, FormatPolicy, ImageCache, Store, UnsafeImage
-from imagestore.cache_layout import Sidecar, seal_of
+from imagestore.cache.layout import Sidecar, seal_of
 from tests.conformance.suite import payload
 
 MiB = 1 << 20
@@ -229,7 +229,7 @@ def _evict_pausing(directory: str, key: str, evict: dict[str, Any], listed: Even
                    out: Any) -> None:
     """Another process's eviction, paused after it listed the entries (and their leases) and
     before it locks ``key`` to remove it, until ``go`` is set."""
-    import imagestore.cache as cache_module
+    import imagestore.cache.imagecache as cache_module
 
     real = cache_module.try_key_lock
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InvalidArgument
+from ..errors import InvalidArgument
 
 __all__ = ["key_lock", "leased", "open_paths", "try_key_lock", "valid_holder"]
 

@@ -22,14 +22,10 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from .cache_fill import hash_and_inspect, link_into, new_temp, stream_into
-from .cache_layout import KEY_RE, Layout, Sidecar, key_for, seal_of
-from .cache_locks import key_lock, leased, open_paths, try_key_lock, valid_holder
-from .errors import (
+from ..errors import (
     ChecksumMismatch,
     ConfigError,
     ImageStoreError,
@@ -38,79 +34,23 @@ from .errors import (
     Unsupported,
     from_os_error,
 )
-from .formats import FormatPolicy, inspect
-from .hashing import COLLISION_RESISTANT, strongest, validate_digests
-from .location import Location
-from .progress import Progress
-from .store import Store
-from .stores import Stores
+from ..formats import FormatPolicy, inspect
+from ..hashing import COLLISION_RESISTANT, strongest, validate_digests
+from ..location import Location
+from ..progress import Progress
+from ..store import Store
+from ..stores import Stores
+from .fill import hash_and_inspect, link_into, new_temp, stream_into
+from .layout import KEY_RE, Layout, Sidecar, key_for, seal_of
+from .locks import key_lock, leased, open_paths, try_key_lock, valid_holder
+from .reports import CacheEntry, EvictReport, RevalidateReport, VerifyReport
 
-__all__ = ["CacheEntry", "EvictReport", "ImageCache", "RevalidateReport", "VerifyReport"]
+__all__ = ["ImageCache"]
 
 log = logging.getLogger("imagestore")
 LinkMode = Literal["auto", "reflink", "never"]
 _TMP_MIN_AGE = 10.0  # seconds before an unlocked temporary counts as a dead fetch's
 _STRONG_NAMES = "sha256, sha384, sha512, sha3_256/384/512, blake2b or blake2s"
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One cached image: its key (``ALGO-HEX``), path, sizes, format, origin and use."""
-
-    key: str
-    path: Path
-    size: int
-    allocated: int
-    format: str | None
-    virtual_size: int | None
-    source: str
-    how: str
-    fetched_at: float
-    last_used: float
-    leases: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form printed by ``imagestore cache ls --json``."""
-        return {"key": self.key, "path": str(self.path), "size": self.size, "allocated": self.allocated,
-                "format": self.format, "virtual_size": self.virtual_size, "source": self.source, "how": self.how,
-                "fetched_at": self.fetched_at, "last_used": self.last_used, "leases": list(self.leases)}
-
-
-@dataclass(frozen=True)
-class EvictReport:
-    """What an eviction removed, and what it kept because it was open, leased or just used."""
-
-    removed: tuple[str, ...] = ()
-    bytes_freed: int = 0
-    kept: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"removed": list(self.removed), "bytes_freed": self.bytes_freed, "kept": list(self.kept)}
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Entries re-hashed: the good, and the damaged ones (removed unless in use)."""
-
-    ok: tuple[str, ...] = ()
-    corrupt: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": list(self.ok), "corrupt": list(self.corrupt), "removed": list(self.removed)}
-
-
-@dataclass(frozen=True)
-class RevalidateReport:
-    """Entries re-inspected against a policy; ``refused`` maps key to reasons (all removed)."""
-
-    accepted: tuple[str, ...] = ()
-    refused: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    in_use: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"accepted": list(self.accepted), "refused": {k: list(v) for k, v in self.refused.items()},
-                "in_use": list(self.in_use)}
 
 
 class ImageCache:

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidLocation
-from .hashing import COLLISION_RESISTANT
+from ..errors import InvalidLocation
+from ..hashing import COLLISION_RESISTANT
 
 __all__ = ["KEY_RE", "Layout", "Sidecar", "key_for", "seal_of", "write_file_atomically"]
 
