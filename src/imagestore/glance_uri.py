@@ -5,16 +5,26 @@ and legacy ``rbd://image``, ``s3[+http|+https]://[key:secret@]host/bucket/key``,
 ``swift[+http|+https|+config]://[account:user:key@]auth/container/object``,
 ``http(s)://[user:pass@]host/path``. Secrets may contain ``/`` and ``@`` (glance
 allows it), so user information is cut at the *last* ``@`` before the path.
+The result is plain :class:`GlanceParts`; :meth:`imagestore.Location.from_glance`
+turns them into a Location (this module imports nothing of the location model).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import InvalidLocation
-from .location import Location
 
-__all__ = ["parse_glance_uri"]
+__all__ = ["GlanceParts", "split_glance_uri"]
+
+
+class GlanceParts(NamedTuple):
+    """A glance_store URI's address without its credentials: a Location's scheme, host and path."""
+
+    scheme: str
+    host: str
+    path: tuple[str, ...]
 
 
 def _split_scheme(uri: str) -> tuple[str, str]:
@@ -38,19 +48,19 @@ def _segments(path: str, what: str) -> tuple[str, ...]:
     return segs
 
 
-def _rbd(rest: str, store: str | None) -> Location:
+def _rbd(rest: str) -> GlanceParts:
     if "@" in rest:
         raise InvalidLocation("rbd location: unexpected '@'")
     segs = _segments(rest.strip("/"), "rbd location")
     if len(segs) == 1:  # legacy rbd://image: pool and cluster come from the store
-        return Location("rbd", "", segs, store)
+        return GlanceParts("rbd", "", segs)
     if len(segs) != 4:
         raise InvalidLocation(f"rbd location needs fsid/pool/image/snapshot, got {len(segs)} part(s)")
     fsid, pool, image, snap = segs
-    return Location("rbd", fsid, (pool, image, snap), store)
+    return GlanceParts("rbd", fsid, (pool, image, snap))
 
 
-def _objectstore(kind: str, rest: str, store: str | None) -> Location:
+def _objectstore(kind: str, rest: str) -> GlanceParts:
     rest = _drop_userinfo(rest)
     host, _, path = rest.partition("/")
     segs = _segments(path, f"{kind} location")
@@ -63,11 +73,11 @@ def _objectstore(kind: str, rest: str, store: str | None) -> Location:
         raise InvalidLocation("s3 location needs bucket/key")
     if not host:
         raise InvalidLocation(f"{kind} location has no host")
-    return Location(kind, unquote(host), segs, store)
+    return GlanceParts(kind, unquote(host), segs)
 
 
-def parse_glance_uri(uri: str, store: str | None = None) -> Location:
-    """The :class:`Location` for a glance_store URI; credentials are discarded."""
+def split_glance_uri(uri: str) -> GlanceParts:
+    """The address parts of a glance_store URI; credentials are discarded."""
     if not isinstance(uri, str):
         raise InvalidLocation("a glance location is a string")
     scheme, rest = _split_scheme(uri.strip())
@@ -75,17 +85,17 @@ def parse_glance_uri(uri: str, store: str | None = None) -> Location:
     if scheme in ("file", "filesystem"):
         if not rest.startswith("/"):
             raise InvalidLocation("file location must be an absolute path (file:///...)")
-        return Location("file", "", _segments(rest.lstrip("/"), "file location"), store)
+        return GlanceParts("file", "", _segments(rest.lstrip("/"), "file location"))
     if scheme == "rbd":
-        return _rbd(rest, store)
+        return _rbd(rest)
     if scheme in ("s3", "s3+http", "s3+https"):
-        return _objectstore("s3", rest, store)
+        return _objectstore("s3", rest)
     if scheme in ("swift", "swift+http", "swift+https", "swift+config"):
-        return _objectstore("swift", rest, store)
+        return _objectstore("swift", rest)
     if scheme in ("http", "https"):
         rest = _drop_userinfo(rest)
         host, _, path = rest.partition("/")
         if not host:
             raise InvalidLocation("http location has no host")
-        return Location(scheme, host, _segments(path, "http location"), store)
+        return GlanceParts(scheme, host, _segments(path, "http location"))
     raise InvalidLocation(f"unknown glance location scheme {scheme!r}")

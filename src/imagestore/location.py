@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InvalidLocation
+from .glance_uri import split_glance_uri
 
 __all__ = ["DirectAccess", "Location", "validate_image_id", "validate_store_name"]
 
@@ -116,9 +117,8 @@ class Location:
     @classmethod
     def from_glance(cls, uri: str, store: str | None = None) -> Location:
         """Parse any glance_store URI form and drop the credentials it may embed."""
-        from .glance_uri import parse_glance_uri
-
-        return parse_glance_uri(uri, store)
+        scheme, host, path = split_glance_uri(uri)
+        return Location(scheme, host, path, store)
 
 
 AccessKind = Literal["path", "rbd", "url"]

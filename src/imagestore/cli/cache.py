@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .cache import ImageCache
+from ..cache import ImageCache
+from .common import Context, Handler, UsageError, emit
 
-if TYPE_CHECKING:
-    from .cli import _Context
-
-__all__ = ["cmd_cache", "register"]
+__all__ = ["COMMANDS", "cmd_cache", "default_dir", "register"]
 
 
 def default_dir() -> str:
@@ -42,18 +40,17 @@ def register(sub: Any) -> None:
     ops.add_parser("verify", help="re-hash every entry and re-inspect it against the format policy")
 
 
-def _cache(ctx: _Context) -> ImageCache:
-    from .config import parse_size
+def _cache(ctx: Context) -> ImageCache:
+    from ..config import parse_size
 
     a = ctx.args
     max_bytes = None if a.max_bytes is None else parse_size(a.max_bytes, "--max-bytes")
     return ImageCache(Path(a.dir or default_dir()), max_bytes, store=ctx.stores)
 
 
-def cmd_cache(ctx: _Context) -> None:
+def cmd_cache(ctx: Context) -> None:
     """Run one ``cache`` subcommand."""
-    from .cli import _emit, _UsageError
-    from .config import parse_duration
+    from ..config import parse_duration
 
     a = ctx.args
     cache = _cache(ctx)
@@ -61,13 +58,13 @@ def cmd_cache(ctx: _Context) -> None:
         entries = [e.to_dict() for e in cache.entries()]
         lines = [f"{e['key'][:24]}  {e['size']:>14}  {e['allocated']:>14}  {e['format'] or '-':6}  {e['source']}"
                  for e in entries]
-        _emit(ctx, {"entries": entries, "total_bytes": sum(e["allocated"] for e in entries)}, "\n".join(lines))
+        emit(ctx, {"entries": entries, "total_bytes": sum(e["allocated"] for e in entries)}, "\n".join(lines))
     elif a.cache_command == "fetch":
         expected = {}
         for item in a.expected:
             algo, sep, digest = item.partition(":")
             if not sep or not digest:
-                raise _UsageError(f"--expected wants ALGO:HEX, got {item!r}")
+                raise UsageError(f"--expected wants ALGO:HEX, got {item!r}")
             expected[algo.strip().lower()] = digest.strip()
         store = ctx.store() if "://" not in a.location or a.store else None
         bar, done = ctx.progress(f"fetch {a.location}")
@@ -76,8 +73,8 @@ def cmd_cache(ctx: _Context) -> None:
         finally:
             done()
         entry = next(e for e in cache.entries() if e.key == path.name)
-        _emit(ctx, {"key": entry.key, "path": str(path), "size": entry.size, "format": entry.format,
-                    "source": entry.source}, str(path))
+        emit(ctx, {"key": entry.key, "path": str(path), "size": entry.size, "format": entry.format,
+                   "source": entry.source}, str(path))
     elif a.cache_command == "evict":
         if a.all:
             report = cache.evict(keys=[e.key for e in cache.entries()])
@@ -87,15 +84,17 @@ def cmd_cache(ctx: _Context) -> None:
         else:
             report = cache.evict()
         d = report.to_dict()
-        _emit(ctx, d, f"removed {len(d['removed'])} entries, {d['bytes_freed']} bytes; kept {len(d['kept'])} "
-                      "in use")
+        emit(ctx, d, f"removed {len(d['removed'])} entries, {d['bytes_freed']} bytes; kept {len(d['kept'])} "
+                     "in use")
     else:
         verified = cache.verify()
         revalidated = cache.revalidate()
         out = {**verified.to_dict(), "refused": {k: list(v) for k, v in revalidated.refused.items()},
                "in_use": list(revalidated.in_use)}
-        _emit(ctx, out, f"ok {len(verified.ok)}, corrupt {len(verified.corrupt)}, refused by the policy "
-                        f"{len(revalidated.refused)}")
+        emit(ctx, out, f"ok {len(verified.ok)}, corrupt {len(verified.corrupt)}, refused by the policy "
+                       f"{len(revalidated.refused)}")
         if verified.corrupt or revalidated.refused:
             raise SystemExit(1)
 
+
+COMMANDS: dict[str, Handler] = {"cache": cmd_cache}
