@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestore.drivers import rbdlib as _rbdlib
+from imagestore.drivers.rbd import lib as _rbdlib
 from imagestore.errors import (
     AlreadyExists,
     ConfigError,
