@@ -5,47 +5,8 @@ from __future__ import annotations
 
 import warnings
 
-from .rbd.lib import (
-    INSTALL_HINT,
-    OP_FEATURE_CLONE_CHILD,
-    OP_FEATURE_CLONE_PARENT,
-    RBD_FEATURE_LAYERING,
-    TRASH_SOURCE_USER,
-    ChildSpec,
-    Cluster,
-    Completion,
-    Image,
-    ParentSpec,
-    RbdError,
-    RbdTransient,
-    TrashEntry,
-    error_for,
-    iter_chunks,
-    librbd_version,
-    load,
-    split_mon_host,
-)
-
-__all__ = [
-    "INSTALL_HINT",
-    "OP_FEATURE_CLONE_CHILD",
-    "OP_FEATURE_CLONE_PARENT",
-    "RBD_FEATURE_LAYERING",
-    "TRASH_SOURCE_USER",
-    "ChildSpec",
-    "Cluster",
-    "Completion",
-    "Image",
-    "ParentSpec",
-    "RbdError",
-    "RbdTransient",
-    "TrashEntry",
-    "error_for",
-    "iter_chunks",
-    "librbd_version",
-    "load",
-    "split_mon_host",
-]
+from .rbd.lib import *  # noqa: F403 - the whole public binding, the very same objects
+from .rbd.lib import __all__  # noqa: F401 - the same public names
 
 warnings.warn(
     "imagestore.drivers.rbdlib is deprecated; import imagestore.drivers.rbd.lib instead",
