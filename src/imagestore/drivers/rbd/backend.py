@@ -7,6 +7,9 @@ commit (atomic: of concurrent adds of one id exactly one rename wins). Metadata
 lives in RBD image metadata under the ``imagestore.`` prefix. With clone v2
 (``require_min_compat_client >= mimic``) an image with clones is moved to the
 trash on delete and purged when its last clone goes.
+
+This module holds the driver class; writer, reader, adopt, cloner, trash and sweeper
+hold its steps and see the store only through :class:`.core.RbdStore`.
 """
 
 from __future__ import annotations
