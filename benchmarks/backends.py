@@ -170,7 +170,7 @@ class RbdBackend(Backend):
 
     def cluster(self) -> Any:
         if self._cluster is None:
-            from imagestore.drivers.rbdlib import Cluster  # the hand-written limit's shim, not the measured path
+            from imagestore.drivers.rbd.lib import Cluster  # the hand-written limit's shim, not the measured path
 
             self._cluster = Cluster(self.spec["conf"], self.spec.get("user", "admin"), self.spec.get("keyring"))
         return self._cluster

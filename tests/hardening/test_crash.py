@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from imagestore.drivers.rbdlib import Cluster
+from imagestore.drivers.rbd.lib import Cluster
 from imagestore.testing.backends import Backend, FileBackend
 from imagestore.testing.crash import OPS, WRITES, CrashSweep
 from tests.services.ceph import CephCluster

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from imagestore.config import StoreSettings
-from imagestore.drivers import CloneRequest, DriverContext, rbd_io, rbdlib
+from imagestore.drivers import CloneRequest, DriverContext
 from imagestore.drivers.rbd import TMP_PREFIX, RbdDriver
+from imagestore.drivers.rbd import lib as rbdlib
+from imagestore.drivers.rbd import writer as rbd_writer
 from imagestore.errors import (
     AlreadyExists,
     BackendUnavailable,
@@ -377,10 +379,10 @@ def test_distinct_part_lengths_keep_no_zero_buffers(ceph_v1: CephCluster, image_
         put(driver, image_id + "-warm", data_of(driver.chunk, seed=1))
         tracemalloc.start()
         try:
-            before = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_io.__file__)])
+            before = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_writer.__file__)])
             for k in range(1, 9):
                 put(driver, f"{image_id}-{k}", data_of(2 * driver.chunk - 4096 * k, seed=k), piece=driver.chunk)
-            after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_io.__file__)])
+            after = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, rbd_writer.__file__)])
         finally:
             tracemalloc.stop()
         grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))

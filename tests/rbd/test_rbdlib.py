@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from imagestore.drivers import rbdlib as _rbdlib
+from imagestore.drivers.rbd import lib as _rbdlib
 from imagestore.errors import (
     AlreadyExists,
     ConfigError,
@@ -54,6 +56,17 @@ def test_missing_library_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(DriverNotInstalled) as err:
         _rbdlib.load()
     assert "apt install librbd1 librados2" in str(err.value)
+
+
+def test_old_import_path_is_a_deprecated_alias_of_the_same_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``imagestore.drivers.rbdlib`` (kept one release) warns and hands out the very objects of
+    ``imagestore.drivers.rbd.lib``: one loaded library, one at-exit shutdown of open connections."""
+    monkeypatch.delitem(sys.modules, "imagestore.drivers.rbdlib", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"imagestore\.drivers\.rbd\.lib"):
+        old = importlib.import_module("imagestore.drivers.rbdlib")
+    assert old.__all__ == _rbdlib.__all__
+    assert [name for name in _rbdlib.__all__ if getattr(old, name) is not getattr(_rbdlib, name)] == []
+    assert [m for m in sys.modules if m.startswith("imagestore.drivers.rbdlib.")] == []
 
 
 def test_split_mon_host() -> None:

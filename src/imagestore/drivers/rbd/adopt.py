@@ -8,15 +8,11 @@ undoes exactly that, so a refused image is left with the snapshots it had.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from ..errors import AlreadyExists, NotFound
-from ..location import Location
-from .rbd_io import META_PREFIX
-from .rbdlib import Image
-
-if TYPE_CHECKING:
-    from .rbd import RbdDriver
+from ...errors import AlreadyExists, NotFound
+from ...location import Location
+from .core import META_PREFIX, RbdStore
+from .lib import Image
 
 __all__ = ["RbdAdoption"]
 
@@ -24,7 +20,7 @@ __all__ = ["RbdAdoption"]
 class RbdAdoption:
     """One adoption in progress: ``location`` names the protected snapshot to read."""
 
-    def __init__(self, driver: RbdDriver, pool: str, name: str, snap: str) -> None:
+    def __init__(self, driver: RbdStore, pool: str, name: str, snap: str) -> None:
         self._d, self._pool, self._name, self._snap = driver, pool, name, snap
         self.created = self.protected = False
         with driver.cluster.open(pool, name) as img:

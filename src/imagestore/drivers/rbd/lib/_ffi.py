@@ -15,7 +15,7 @@ import threading
 from ctypes import POINTER, Structure, c_bool, c_char_p, c_int, c_int64, c_size_t, c_ssize_t, c_uint64, c_void_p
 from typing import Any
 
-from ...errors import (
+from ....errors import (
     AlreadyExists,
     BackendError,
     DriverNotInstalled,

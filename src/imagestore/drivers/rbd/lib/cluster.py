@@ -13,7 +13,7 @@ import weakref
 from ctypes import byref, c_int, c_size_t, c_void_p
 from dataclasses import dataclass
 
-from ...errors import ConfigError, NotFound
+from ....errors import ConfigError, NotFound
 from ._ffi import RBD_FEATURE_LAYERING, RbdError, RbdTransient, _b, _ImageSpec, _s, _TrashInfo, error_for, load
 from .image import Image
 

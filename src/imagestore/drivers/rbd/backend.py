@@ -7,57 +7,42 @@ commit (atomic: of concurrent adds of one id exactly one rename wins). Metadata
 lives in RBD image metadata under the ``imagestore.`` prefix. With clone v2
 (``require_min_compat_client >= mimic``) an image with clones is moved to the
 trash on delete and purged when its last clone goes.
+
+This module holds the driver class; writer, reader, adopt, cloner, trash and sweeper
+hold its steps and see the store only through :class:`.core.RbdStore`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..capabilities import Capabilities
-from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
-from ..errors import (
+from ...capabilities import Capabilities
+from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...errors import (
     AlreadyExists,
     ConfigError,
     InUse,
     InvalidLocation,
     NotFound,
-    PermissionDenied,
     Transient,
     Unsupported,
 )
-from ..location import DirectAccess, Location, validate_image_id
-from . import rbdlib
-from .base import Driver
-from .rbd_adopt import RbdAdoption
-from .rbd_io import META_PREFIX, RbdReader, RbdWriter
-from .rbdlib import Cluster, Image, ParentSpec
+from ...location import DirectAccess, Location, validate_image_id
+from ..base import Driver
+from . import cloner, sweeper
+from .adopt import RbdAdoption
+from .core import META_PREFIX, MIMIC, image_exists, parse_flatten
+from .lib import Cluster, ParentSpec, RbdError
+from .reader import RbdReader
+from .trash import children, is_v2_child, purge_trashed
+from .writer import RbdWriter
 
 __all__ = ["RbdDriver"]
 
 log = logging.getLogger("imagestore")
-TMP_PREFIX = ".tmp."
-MIMIC = 13  # the Ceph release from which librbd makes clone v2 ("auto" clone format)
-# what sweep leaves for a later sweep: in use, gone meanwhile, unreachable, not ours to remove
-_SWEEP_SKIPS = (InUse, NotFound, Transient, PermissionDenied)
-_FLATTEN_RE = re.compile(r"never|always|max_depth=(\d+)")
-
-
-def _parse_flatten(value: str) -> int | None:
-    """The maximum clone depth allowed by a ``clone_flatten`` policy (None: unlimited)."""
-    m = _FLATTEN_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-    if m is None:
-        raise ConfigError(f"expected 'never', 'always' or 'max_depth=N', got {value!r}", key="clone_flatten")
-    if value.strip() == "never":
-        return None
-    if value.strip() == "always":
-        return 0
-    return int(m.group(1))
 
 
 class RbdDriver(Driver):
@@ -106,7 +91,7 @@ class RbdDriver(Driver):
         if user.startswith("client."):
             user = user[len("client.") :]
         try:
-            self.max_clone_depth = _parse_flatten(clone_flatten)
+            self.max_clone_depth = parse_flatten(clone_flatten)
         except ConfigError as exc:
             raise ConfigError(str(exc).split(": ", 1)[-1], key=f"stores.{name}.clone_flatten") from None
         self.conf = conf
@@ -199,104 +184,13 @@ class RbdDriver(Driver):
         pool, image, snap = location.path
         return pool, image, snap
 
-    # -- helpers ------------------------------------------------------------------
-    def _tmp_name(self, image_id: str) -> str:
-        return f"{TMP_PREFIX}{image_id}.{int(time.time())}.{secrets.token_hex(4)}"
-
-    def _exists(self, pool: str, name: str, snap: str | None = None) -> bool:
-        try:
-            with self.cluster.open(pool, name, snap=snap, read_only=True):
-                return True
-        except NotFound:
-            return False
-
-    def _remove_fully(self, pool: str, name: str) -> None:
-        """Unprotect and remove every snapshot, then remove the image (NotFound if absent)."""
-        with self.cluster.open(pool, name) as img:
-            for _, snap, _ in img.snap_list():
-                if img.snap_is_protected(snap):
-                    img.snap_unprotect(snap)
-                img.snap_remove(snap)
-        self.cluster.remove(pool, name)
-
-    def _publish(self, tmp: str, name: str, image_id: str) -> None:
-        """Rename ``tmp`` to ``name`` in this pool; AlreadyExists unless our image got the name.
-
-        ``rbd_rename`` refuses a taken name, but when renames of several images to one
-        name race it can return success to the losers without renaming them, so the
-        result is checked: the name must now resolve to our image's id.
-        """
-        self.cluster.rename(self.pool, tmp, name)
-        try:
-            with self.cluster.open(self.pool, name, read_only=True) as img:
-                winner = img.image_id()
-        except NotFound:
-            winner = ""
-        if winner != image_id:
-            raise AlreadyExists("another writer published this name first", store=self.name, image=name)
-
-    def _is_v2_child(self, child: rbdlib.ChildSpec) -> bool:
-        """Whether a clone is a clone v2 (its parent may then go to the trash)."""
-        try:
-            if child.trash:
-                img = self.cluster.open(child.pool, child.image_id, by_id=True)
-            else:
-                img = self.cluster.open(child.pool, child.image, read_only=True)
-            with img:
-                return bool(img.op_features() & rbdlib.OP_FEATURE_CLONE_CHILD)
-        except (NotFound, PermissionDenied):
-            return False
-
-    def _children(self, img: Image) -> list[rbdlib.ChildSpec]:
-        """The clones of every snapshot of an open image."""
-        found: list[rbdlib.ChildSpec] = []
-        try:
-            for _, snap, _ in img.snap_list():
-                img.snap_set(snap)
-                found.extend(img.children())
-        finally:
-            img.snap_set(None)
-        return found
-
-    def _purge_trashed(self, pool: str, image_id: str) -> bool:
-        """Remove a trashed image whose clones are all gone (and its trashed ancestors); True if removed."""
-        try:
-            img = self.cluster.open(pool, image_id, by_id=True)
-        except NotFound:
-            return False
-        with img:
-            if self._children(img):
-                return False
-            grandparent = img.parent()
-            for _, snap, _ in img.snap_list():
-                if img.snap_is_protected(snap):
-                    img.snap_unprotect(snap)
-                img.snap_remove(snap)
-        self.cluster.trash_remove(pool, image_id)
-        if grandparent is not None and grandparent.trash:
-            self._purge_trashed(grandparent.pool, grandparent.image_id)
-        return True
-
-    def _depth(self, img: Image) -> int:
-        """How many ancestors the (snapshot of the) open image has."""
-        depth, parent = 0, img.parent()
-        while parent is not None and depth < 64:
-            depth += 1
-            if parent.trash:  # opened at its snapshot: no handle to leak if that is missing
-                nxt = self.cluster.open(parent.pool, parent.image_id, snap=parent.snap, by_id=True)
-            else:
-                nxt = self.cluster.open(parent.pool, parent.image, snap=parent.snap, read_only=True)
-            with nxt:
-                parent = nxt.parent()
-        return depth
-
     # -- data -----------------------------------------------------------------------
     def open_writer(self, image_id: str, size: int | None) -> RbdWriter:
         """Start an upload into a hidden temporary image; AlreadyExists early if the id is taken."""
         validate_image_id(image_id)
         if size is not None and size < 0:
             raise ValueError("size must be >= 0")
-        if self._exists(self.pool, image_id):
+        if image_exists(self.cluster, self.pool, image_id):
             raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
         return RbdWriter(self, image_id, size)
 
@@ -327,15 +221,15 @@ class RbdDriver(Driver):
         """
         pool, name, _ = self._resolve(location)
         with self.cluster.open(pool, name, read_only=True) as img:
-            children = self._children(img)
+            clones = children(img)
             image_id = img.image_id()
             parent = img.parent()
-        if children:
-            v1 = [c for c in children if not self._is_v2_child(c)]
+        if clones:
+            v1 = [c for c in clones if not is_v2_child(self.cluster, c)]
             if v1:
                 names = ", ".join(f"{c.pool}/{c.image}" for c in v1[:5])
                 raise InUse(
-                    f"{len(children)} clone(s) depend on it ({names}); clone v1 children must be "
+                    f"{len(clones)} clone(s) depend on it ({names}); clone v1 children must be "
                     "flattened or deleted first",
                     store=self.name,
                     image=name,
@@ -343,13 +237,13 @@ class RbdDriver(Driver):
         # NotFound if a concurrent delete moved it first. A client that has the image open
         # keeps reading it (as an unlinked file); its purge then waits for sweep.
         self.cluster.trash_move(pool, name)
-        if children:
+        if clones:
             return DeleteOutcome.DEFERRED
         try:
-            self._purge_trashed(pool, image_id)
+            purge_trashed(self.cluster, pool, image_id)
             if parent is not None and parent.trash:
-                self._purge_trashed(parent.pool, parent.image_id)
-        except (InUse, NotFound, Transient, rbdlib.RbdError) as exc:  # the name is gone; sweep finishes
+                purge_trashed(self.cluster, parent.pool, parent.image_id)
+        except (InUse, NotFound, Transient, RbdError) as exc:  # the name is gone; sweep finishes
             log.info("store %s: %s moved to the trash; its purge is left to sweep (%s)", self.name, name, exc)
         return DeleteOutcome.DELETED
 
@@ -359,28 +253,7 @@ class RbdDriver(Driver):
         if not isinstance(target, RbdDriver):
             return ClonePlan(None, f"target store {target.name!r} is not an rbd store", "different_backend")
         pool, name, snap = self._resolve(location)
-        try:
-            src, dst = self.fsid, target.fsid
-        except (Transient, PermissionDenied, ConfigError) as exc:
-            return ClonePlan(None, f"cannot reach a cluster to compare: {exc}", "unreachable")
-        if src != dst:
-            return ClonePlan(None, f"different Ceph clusters (fsid {src} vs {dst})", "different_cluster")
-        tc = target.cluster
-        try:
-            if not tc.pool_exists(target.pool):
-                return ClonePlan(None, f"target pool {target.pool!r} does not exist", "pool_missing")
-            tc.list_images(target.pool)
-        except PermissionDenied:
-            return ClonePlan(None, f"client.{target.user} may not use pool {target.pool!r}", "permission")
-        try:
-            with tc.open(pool, name, snap=snap, read_only=True):
-                pass
-        except PermissionDenied:
-            return ClonePlan(None, f"client.{target.user} may not read pool {pool!r}", "permission")
-        except NotFound:
-            return ClonePlan(None, f"snapshot {pool}/{name}@{snap} does not exist or cannot be opened",
-                             "snapshot_missing")
-        return ClonePlan("cow", f"same Ceph cluster {src}: RBD clone {pool}/{name}@{snap} into pool {target.pool!r}")
+        return cloner.plan(self, target, pool, name, snap)
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
         """RBD-clone into the target's pool, resize, flatten per its policy, snapshot; the new location."""
@@ -393,46 +266,7 @@ class RbdDriver(Driver):
             raise Unsupported(f"cannot clone natively: {plan.reason}", store=self.name, image=location.image)
         validate_image_id(request.name)
         pool, name, snap = self._resolve(location)
-        tc = target.cluster
-        if target._exists(target.pool, request.name):
-            raise AlreadyExists("the clone target name is taken", store=target.name, image=request.name)
-        with tc.open(pool, name, snap=snap, read_only=True) as src:
-            src_size = src.size()
-            depth = self._depth(src) + 1
-        if request.size is not None and request.size < src_size:
-            raise Unsupported(
-                f"cannot clone into a smaller size ({request.size} < {src_size} bytes)", store=self.name, image=name
-            )
-        tmp = target._tmp_name(request.name)
-        try:
-            tc.clone(pool, name, snap, target.pool, tmp, order=target.order)
-        except (rbdlib.RbdError, NotFound) as exc:
-            # EINVAL/ENOENT when the source's snapshot was unprotected or removed meanwhile
-            if not self._exists(pool, name, snap):
-                raise NotFound("the source was deleted during the clone", store=self.name, image=name) from exc
-            raise
-        try:
-            with tc.open(target.pool, tmp) as child:
-                if request.size is not None and request.size != src_size:
-                    child.resize(request.size)
-                if target.max_clone_depth is not None and depth > target.max_clone_depth:
-                    child.flatten()
-                for key in child.metadata_list():  # librbd copies the parent's metadata
-                    if key.startswith(META_PREFIX) and key[len(META_PREFIX):] not in request.metadata:
-                        child.metadata_remove(key)
-                for key, value in request.metadata.items():
-                    child.metadata_set(META_PREFIX + key, value)
-                child.snap_create(target.snapshot)
-                child.snap_protect(target.snapshot)
-                mine = child.image_id()
-            target._publish(tmp, request.name, mine)
-        except BaseException:
-            try:
-                target._remove_fully(target.pool, tmp)
-            except Exception:  # noqa: BLE001 - keep the original error; sweep() retries
-                pass
-            raise
-        return target.location_for(request.name)
+        return cloner.clone(self, target, pool, name, snap, request)
 
     def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
         """Cluster fsid, pool, image, snapshot and monitor addresses (never a key)."""
@@ -447,7 +281,7 @@ class RbdDriver(Driver):
         """How many ancestors the image's snapshot has (Cinder's clone depth)."""
         pool, name, snap = self._resolve(location)
         with self.cluster.open(pool, name, snap=snap, read_only=True) as img:
-            return self._depth(img)
+            return cloner.depth(self.cluster, img)
 
     def flatten(self, location: Location) -> None:
         """Copy the parents' data into the image and detach it, its snapshot included.
@@ -464,13 +298,13 @@ class RbdDriver(Driver):
             img.snap_set(snap)
             try:
                 still = img.parent() is not None
-                children = img.children() if still else []
+                clones = img.children() if still else []
             finally:
                 img.snap_set(None)
             if not still:
                 return
-            if children:
-                names = ", ".join(f"{c.pool}/{c.image}" for c in children[:5])
+            if clones:
+                names = ", ".join(f"{c.pool}/{c.image}" for c in clones[:5])
                 raise InUse(f"clones of {pool}/{name}@{snap} depend on it ({names}); flatten or delete them first",
                             store=self.name, image=name)
             if img.snap_is_protected(snap):
@@ -496,65 +330,7 @@ class RbdDriver(Driver):
         trashed images whose clones are all gone, until a pass removes nothing: one sweep
         leaves no trash entry that became childless while it ran (temporaries go first, and
         a dead clone's trashed parent goes with it, in whichever pool)."""
-        report = SweepReport()
-        while True:
-            now = time.time()
-            found = self._sweep_temps(older_than, now, deadline)
-            found += self._sweep_trash(now, deadline)
-            report += found
-            if not found.removed or self._late(deadline):
-                return report
-
-    @staticmethod
-    def _late(deadline: float | None) -> bool:
-        return deadline is not None and time.monotonic() > deadline
-
-    def _sweep_temps(self, older_than: float, now: float, deadline: float | None) -> SweepReport:
-        """Remove the temporaries of dead writers (and the trashed parents only they still needed)."""
-        report = SweepReport()
-        for _, image in self.cluster.list_images(self.pool):
-            if self._late(deadline):
-                break
-            if not image.startswith(TMP_PREFIX):
-                continue
-            try:
-                stamp = int(image.rsplit(".", 2)[1])
-            except (IndexError, ValueError):
-                continue
-            if now - stamp < max(older_than, self.min_temp_age):
-                continue
-            try:
-                with self.cluster.open(self.pool, image, read_only=True) as img:
-                    if img.watchers():
-                        continue  # its writer is alive (a dead client's watch expires in ~30 s)
-                    size = img.size()
-                    parent = img.parent()
-                self._remove_fully(self.pool, image)
-                report += SweepReport(1, size)
-            except _SWEEP_SKIPS as exc:
-                log.info("store %s: sweep left %s (%s)", self.name, image, exc)
-                continue
-            if parent is not None and parent.trash:
-                report += self._purge_quietly(parent.pool, parent.image_id)
-        return report
-
-    def _sweep_trash(self, now: float, deadline: float | None) -> SweepReport:
-        """Purge this pool's trashed (deleted) images that no clone needs any more."""
-        report = SweepReport()
-        for entry in self.cluster.trash_list(self.pool):
-            if self._late(deadline):
-                break
-            if entry.source == rbdlib.TRASH_SOURCE_USER and entry.deferment_end_time <= now:
-                report += self._purge_quietly(self.pool, entry.id)
-        return report
-
-    def _purge_quietly(self, pool: str, image_id: str) -> SweepReport:
-        """``_purge_trashed`` for sweep: what cannot go now is logged and left for a later sweep."""
-        try:
-            return SweepReport(1, 0) if self._purge_trashed(pool, image_id) else SweepReport()
-        except _SWEEP_SKIPS as exc:
-            log.info("store %s: sweep left trashed image %s/%s (%s)", self.name, pool, image_id, exc)
-            return SweepReport()
+        return sweeper.sweep(self, older_than, deadline)
 
     def close(self) -> None:
         """Shut the librados connection down."""

@@ -1,52 +1,27 @@
-"""Streaming I/O of the RBD driver: the upload writer and the read-ahead reader.
-
-Both go through the shared part plumbing (:mod:`.chunked`): object-sized aio
-writes, the store's ``concurrency`` in flight with per-part retries, and reads
-kept as deep ahead, so a single stream keeps the OSDs busy while the caller
-hashes or sends data.
-"""
+"""The RBD driver's upload writer: object-sized aio writes into a hidden temporary image,
+the store's ``concurrency`` in flight with per-part retries (:mod:`..chunked`), renamed into place."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from ..errors import AlreadyExists, NotFound
-from ..location import Location
-from . import rbdlib
-from .chunked import ChunkedUploader, PartSizes, Pending, ReadAhead, done
-from .rbdlib import Completion, Image
+from ...errors import AlreadyExists, NotFound
+from ...location import Location
+from ..chunked import ChunkedUploader, PartSizes, Pending, done
+from .aio import AioPending
+from .core import META_PREFIX, RbdStore, publish, remove_fully, tmp_name
+from .lib import Image
 
-if TYPE_CHECKING:
-    from .rbd import RbdDriver
-
-__all__ = ["META_PREFIX", "RbdReader", "RbdWriter"]
-
-META_PREFIX = "imagestore."  # RBD image-metadata keys of the facade's metadata
-
-
-class _Aio:
-    """An aio completion as a Pending: waits, and raises the mapped error of a negative result."""
-
-    __slots__ = ("comp", "op", "store", "image")
-
-    def __init__(self, comp: Completion, op: str, store: str, image: str) -> None:
-        self.comp, self.op, self.store, self.image = comp, op, store, image
-
-    def wait(self) -> int:
-        ret = self.comp.wait()
-        if ret < 0:
-            raise rbdlib.error_for(ret, self.op, store=self.store, image=self.image)
-        return ret
+__all__ = ["RbdWriter"]
 
 
 class RbdWriter:
     """An upload into a temporary image: object-sized aio writes through the shared uploader."""
 
-    def __init__(self, driver: RbdDriver, image_id: str, size: int | None) -> None:
+    def __init__(self, driver: RbdStore, image_id: str, size: int | None) -> None:
         self._d = driver
         self._id = image_id
-        self._tmp = driver._tmp_name(image_id)
+        self._tmp = tmp_name(image_id)
         self._cap = size or 0
         self._state = "open"
         self._parts = ChunkedUploader(self._start, PartSizes(driver.chunk), concurrency=driver.write_concurrency,
@@ -68,7 +43,7 @@ class RbdWriter:
             img.resize(self._cap)
         if _is_zero(data):
             return done(0)  # a fresh image reads zeros there already
-        return _Aio(img.aio_write(offset, data, len(data)), "rbd_aio_write", self._d.name, self._id)  # type: ignore[arg-type]
+        return AioPending(img.aio_write(offset, data, len(data)), "rbd_aio_write", self._d.name, self._id)  # type: ignore[arg-type]
 
     def write(self, data: memoryview | bytes | bytearray) -> None:
         """Append ``data`` (copied into object-sized buffers, written asynchronously)."""
@@ -96,7 +71,7 @@ class RbdWriter:
             mine = img.image_id()
             self._img = None
             img.close()
-            d._publish(self._tmp, self._id, mine)
+            publish(d, self._tmp, self._id, mine)
         except AlreadyExists:
             self.abort()
             raise AlreadyExists("another upload published this id first", store=d.name, image=self._id) from None
@@ -119,7 +94,7 @@ class RbdWriter:
             except Exception:  # noqa: BLE001
                 pass
         try:
-            self._d._remove_fully(self._d.pool, self._tmp)
+            remove_fully(self._d.cluster, self._d.pool, self._tmp)
         except NotFound:
             pass
 
@@ -135,23 +110,3 @@ def _is_zero(data: memoryview) -> bool:
     if len(zero) < len(data):
         zero = _ZERO = memoryview(bytes(len(data)))
     return data == zero[: len(data)]
-
-
-class RbdReader(ReadAhead):
-    """Reads a snapshot with object-sized aio reads kept ``concurrency`` deep ahead."""
-
-    def __init__(self, driver: RbdDriver, pool: str, name: str, snap: str, offset: int, length: int) -> None:
-        img = driver.cluster.open(pool, name, snap=snap, read_only=True)
-        try:
-            size = img.size()
-            start = min(offset, size)
-            end = min(size, start + length)
-
-            def read_at(at: int, n: int, buf: bytearray) -> Pending[int]:
-                return _Aio(img.aio_read(at, buf, n), "rbd_aio_read", driver.name, name)
-
-            super().__init__(read_at, start, end - start, piece=driver.chunk, depth=driver.write_concurrency,
-                             on_close=img.close)
-        except BaseException:
-            img.close()
-            raise

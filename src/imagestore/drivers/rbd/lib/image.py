@@ -7,7 +7,7 @@ import errno as _errno
 from collections.abc import Iterator
 from ctypes import byref, c_char, c_int, c_size_t, c_uint64, c_void_p
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._ffi import (
     RbdError,
@@ -21,9 +21,7 @@ from ._ffi import (
     _Watcher,
     error_for,
 )
-
-if TYPE_CHECKING:
-    from .cluster import Cluster
+from .ioctx import IoctxSource
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,6 @@ class ChildSpec:
     image: str
     image_id: str
     trash: bool
-
 
 
 class Completion:
@@ -80,7 +77,7 @@ class Image:
 
     def __init__(
         self,
-        cluster: Cluster,
+        cluster: IoctxSource,
         pool: str,
         name: str,
         *,
