@@ -3,7 +3,7 @@
 The bytes never pass through this process: one CopyObject up to the target's
 ``copy_part_size``, above it a multipart upload whose parts are UploadPartCopy
 ranges of the source, ``concurrency`` in flight, each retried on ``Transient``
-(:func:`~..chunked.run_parts`). The copy lands on a unique data key of the target
+(:func:`~imagestore.drivers.chunked.run_parts`). The copy lands on a unique data key of the target
 under a lease, and the target's record is published with one conditional
 PutObject (then the data is copied over it, :func:`copy_object` again), so a
 clone is atomic and exclusive exactly as an add is (CopyObject itself ignores

@@ -1,6 +1,6 @@
 """The S3 driver's upload writer: parts of a multipart upload, or one PutObject, then the publication.
 
-A writer cuts the stream into parts with the shared uploader (:mod:`..chunked`):
+A writer cuts the stream into parts with the shared uploader (:mod:`imagestore.drivers.chunked`):
 the store's ``concurrency`` parts in flight, each retried on ``Transient``,
 back-pressure on the source, part sizes growing as an upload of unknown size
 grows. A stream that ends before its first part is full becomes one
