@@ -144,7 +144,7 @@ def test_a_sweep_keeps_its_budget_on_a_big_bucket(moto_server: S3Server, monkeyp
     and the next one goes on after the last key the first one handled, not from the start."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from imagestore.drivers import s3_sweep
+    from imagestore.drivers.s3 import sweeper
     from tests.services.s3 import temporary_bucket
 
     monkeypatch.setenv("IMAGESTORE_TEST_S3_ACCESS", moto_server.access_key)
@@ -164,7 +164,7 @@ def test_a_sweep_keeps_its_budget_on_a_big_bucket(moto_server: S3Server, monkeyp
             return real(method, what, *args, **params)
 
         driver.client.call = call
-        monkeypatch.setattr(s3_sweep, "time", SimpleNamespace(monotonic=lambda: float(len(calls))))
+        monkeypatch.setattr(sweeper, "time", SimpleNamespace(monotonic=lambda: float(len(calls))))
 
         def listings(since: int) -> list[dict[str, Any]]:
             return [p for m, p in calls[since:] if m == "list_objects_v2"]

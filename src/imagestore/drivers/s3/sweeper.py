@@ -30,15 +30,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..contract import SweepReport
-from ..errors import NotFound
-from .s3_client import server_time
-from .s3_layout import Layout
-
-if TYPE_CHECKING:
-    from .s3 import S3Driver
+from ...contract import SweepReport
+from ...errors import NotFound
+from .client import server_time
+from .core import Layout, S3Store
 
 __all__ = ["PHASES", "sweep"]
 
@@ -61,7 +58,7 @@ class _Cursor:
 class _Pass:
     """One sweep: the phases from the driver's cursor on, each a paged listing."""
 
-    def __init__(self, d: S3Driver, older_than: float, deadline: float | None) -> None:
+    def __init__(self, d: S3Store, older_than: float, deadline: float | None) -> None:
         self.d, self.older_than, self.deadline = d, older_than, deadline
         self.report = SweepReport()
         self.cursor: _Cursor = getattr(d, "sweep_cursor", None) or _Cursor()
@@ -203,7 +200,7 @@ class _Pass:
                 self.done(phase, obj["Key"])
 
 
-def sweep(d: S3Driver, older_than: float, deadline: float | None) -> SweepReport:
+def sweep(d: S3Store, older_than: float, deadline: float | None) -> SweepReport:
     """Remove what dead writers left; stops (with what it removed) once ``deadline`` passes,
     and the next sweep goes on from there."""
     return _Pass(d, older_than, deadline).run()

@@ -35,7 +35,7 @@ try:
 except ImportError as exc:  # reported by the store registry as DriverNotInstalled
     raise ImportError(f"the s3 driver needs boto3 ({exc}): pip install 'imagestore[s3]'") from exc
 
-from ..errors import (
+from ...errors import (
     BackendError,
     ConfigError,
     ImageTooLarge,

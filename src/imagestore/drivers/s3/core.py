@@ -1,4 +1,5 @@
-"""Where the S3 driver keeps what, and what its objects say about themselves.
+"""The S3 driver's shared core: its limits, where it keeps what, what its objects say about
+themselves, and :class:`S3Store`, the part of the driver its reader, writer, copier and sweeper use.
 
 Under the store's ``prefix`` (``""`` or ``dir/``):
 
@@ -25,12 +26,27 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-__all__ = ["INLINE", "MARK", "META", "RECORD", "SIZE", "TOKEN", "Layout", "Resolved", "inline_headers",
-           "meta_from_headers", "new_token", "parse_record_body", "record_body", "record_headers"]
+if TYPE_CHECKING:
+    from ...location import Location
+    from ..chunked import PartSizes
+
+__all__ = ["INLINE", "MARK", "MAX_OBJECT", "MAX_PART", "MAX_PARTS", "MAX_PRESIGN", "META", "MIN_PART", "RECORD",
+           "SIZE", "TOKEN", "Layout", "Requests", "Resolved", "S3Store", "inline_headers", "meta_from_headers",
+           "new_token", "parse_record_body", "record_body", "record_headers"]
+
+T = TypeVar("T")
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+MAX_PARTS = 10_000
+MIN_PART = 5 * MiB
+MAX_PART = 5 * GiB
+MAX_OBJECT = 5 * TiB
+LARGEST_GROWN_PART = 1 * GiB
+"""Where growing parts stop growing: an unknown-size stream still reaches 5 TiB in 10,000 parts."""
+MAX_PRESIGN = 7 * 86400  # SigV4's limit
 
 MARK = "imagestore"
 """User-metadata key whose value says what an object of the store is."""
@@ -154,3 +170,57 @@ def parse_record_body(body: bytes) -> dict[str, Any]:
             or not isinstance(doc.get("size"), int) or not isinstance(doc.get("metadata"), dict):
         raise ValueError("not an imagestore record")
     return doc
+
+
+class Requests(Protocol):
+    """The store's S3 client as its workers use it (:class:`.client.S3Client`)."""
+
+    def call(self, method: str, what: str, image: str | None = None, **params: Any) -> Any: ...
+
+
+class S3Store(Protocol):
+    """What the reader, writer, lease, copier and sweeper use of the driver (the backend's
+    ``S3Driver``), so that none of them imports the backend: its settings, client and layout,
+    and the few steps they share with it (retried requests, publication, resolution)."""
+
+    name: str
+    bucket: str
+    layout: Layout
+    concurrency: int
+    retries: int
+    retry_backoff: float
+    part_size: int
+    single_put_threshold: int
+    copy_part_size: int
+    heartbeat: float
+    read_ahead: int
+    sweep_cursor: Any
+
+    @property
+    def client(self) -> Requests: ...
+
+    @property
+    def stale_after(self) -> float: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def part_sizes(self, size: int | None) -> PartSizes: ...
+
+    def retrying(self, fn: Callable[[], T], what: str) -> T: ...
+
+    def quietly(self, fn: Callable[[], object], what: str) -> None: ...
+
+    def put_new(self, image_id: str, key: str, token: str, body: Callable[[], Any], length: int,
+                metadata: Mapping[str, str], content_type: str = ...) -> None: ...
+
+    def publish_record(self, image_id: str, token: str, size: int, metadata: Mapping[str, str]) -> None: ...
+
+    def finish_record(self, image_id: str, found: Resolved) -> None: ...
+
+    def lease_live(self, image_id: str, token: str) -> bool: ...
+
+    def location_for(self, image_id: str) -> Location: ...
+
+    def resolve(self, key: str, image_id: str) -> Resolved: ...
+
+    def resolve_location(self, location: Location, *, fresh: bool = ...) -> Resolved: ...

@@ -5,7 +5,7 @@ An image is the object ``PREFIX<id>`` (glance_store's layout, so glance's
 *inline* there with one conditional PutObject (``If-None-Match: *``); bigger
 ones go to a unique data key by multipart upload and are published by a
 conditional PutObject of a small *record* at ``PREFIX<id>`` that names them
-(:mod:`.s3_layout`), which the winner then replaces by a server-side copy of
+(:mod:`.core`), which the winner then replaces by a server-side copy of
 its data, so the key ends up holding the image's bytes for any S3 client. The
 commit point is therefore always one conditional PutObject, which radosgw 16.2
 honours (it ignores the condition on CompleteMultipartUpload and CopyObject);
@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from ..capabilities import Capabilities
-from ..config import Secret, parse_duration, parse_size
-from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
-from ..errors import (
+from ...capabilities import Capabilities
+from ...config import Secret, parse_duration, parse_size
+from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...errors import (
     AlreadyExists,
     BackendError,
     ConfigError,
@@ -41,18 +41,25 @@ from ..errors import (
     Transient,
     Unsupported,
 )
-from ..location import DirectAccess, Location, validate_image_id
-from .base import Driver
-from .chunked import PartSizes, call_retrying
-from .s3_client import PreconditionFailed, S3Client, server_time
-from .s3_io import S3Reader, S3Writer
-from .s3_layout import (
+from ...location import DirectAccess, Location, validate_image_id
+from ..base import Driver
+from ..chunked import PartSizes, call_retrying
+from .client import PreconditionFailed, S3Client, server_time
+from .copier import copy_object, plan, server_copy
+from .core import (
     INLINE,
+    LARGEST_GROWN_PART,
     MARK,
+    MAX_OBJECT,
+    MAX_PART,
+    MAX_PARTS,
+    MAX_PRESIGN,
+    MIN_PART,
     RECORD,
     SIZE,
     TOKEN,
     Layout,
+    MiB,
     Resolved,
     inline_headers,
     meta_from_headers,
@@ -61,19 +68,14 @@ from .s3_layout import (
     record_body,
     record_headers,
 )
+from .reader import S3Reader
+from .sweeper import sweep
+from .writer import S3Writer
 
 __all__ = ["S3Driver"]
 
 log = logging.getLogger("imagestore")
 T = TypeVar("T")
-KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
-MAX_PARTS = 10_000
-MIN_PART = 5 * MiB
-MAX_PART = 5 * GiB
-MAX_OBJECT = 5 * TiB
-LARGEST_GROWN_PART = 1 * GiB
-"""Where growing parts stop growing: an unknown-size stream still reaches 5 TiB in 10,000 parts."""
-MAX_PRESIGN = 7 * 86400  # SigV4's limit
 _CACHE_TTL = 30.0  # seconds a stat's answer serves the open that follows it
 _CACHE_MAX = 4096
 _RESOLVE_ATTEMPTS = 4  # reads of an image key whose record keeps changing under the GET
@@ -231,7 +233,7 @@ class S3Driver(Driver):
         self._cache: dict[str, tuple[float, Resolved]] = {}
         self._cache_lock = threading.Lock()
         self.sweep_cursor: Any = None
-        """Where a sweep cut short by its deadline stopped (:mod:`.s3_sweep`): the next goes on there."""
+        """Where a sweep cut short by its deadline stopped (:mod:`.sweeper`): the next goes on there."""
 
     # -- part sizes -------------------------------------------------------------
     def _growth(self, every: int | None, key: str) -> int:
@@ -435,8 +437,6 @@ class S3Driver(Driver):
         any S3 client (glance_store, rclone) reads it: one server-side copy of the data over
         the record with the image's metadata (a multipart copy above 5 GiB), then the data
         goes. NotFound if the data is gone; a record whose metadata passes 2 KiB stays."""
-        from .s3_copy import copy_object
-
         headers = inline_headers(str(found.token), found.metadata)
         if headers is None:
             return
@@ -597,17 +597,18 @@ class S3Driver(Driver):
     # -- clone / locate / sweep ------------------------------------------------------------
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         """"server_copy" into a store of the same endpoint whose credentials can read the source."""
-        from .s3_copy import plan
-
+        if not isinstance(target, S3Driver):
+            return ClonePlan(None, f"target store {target.name!r} is not an s3 store", "different_backend")
         return plan(self, location, target)
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
         """Server-side copy into the target store, published atomically like an add."""
-        from .s3_copy import server_copy
-
         if request.mode != "server_copy":
             raise Unsupported(f"the s3 driver clones only with mode 'server_copy', not {request.mode!r}",
                               store=self.name)
+        if not isinstance(target, S3Driver):
+            raise Unsupported(f"store {target.name!r} is not on this S3 endpoint: no server-side copy",
+                              store=self.name, image=location.image)
         return server_copy(self, location, target, request)
 
     def locate(self, location: Location, ttl: float | None = None) -> DirectAccess:
@@ -624,8 +625,6 @@ class S3Driver(Driver):
 
     def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
         """Abort dead writers' multipart uploads and remove their unpublished data and leases."""
-        from .s3_sweep import sweep
-
         return sweep(self, older_than, deadline)
 
     @property

@@ -3,7 +3,7 @@
 The bytes never pass through this process: one CopyObject up to the target's
 ``copy_part_size``, above it a multipart upload whose parts are UploadPartCopy
 ranges of the source, ``concurrency`` in flight, each retried on ``Transient``
-(:func:`~.chunked.run_parts`). The copy lands on a unique data key of the target
+(:func:`~imagestore.drivers.chunked.run_parts`). The copy lands on a unique data key of the target
 under a lease, and the target's record is published with one conditional
 PutObject (then the data is copied over it, :func:`copy_object` again), so a
 clone is atomic and exclusive exactly as an add is (CopyObject itself ignores
@@ -13,32 +13,21 @@ clone is atomic and exclusive exactly as an add is (CopyObject itself ignores
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..contract import ClonePlan, CloneRequest
-from ..errors import AlreadyExists, NotFound, PermissionDenied, Unsupported
-from ..location import Location, validate_image_id
-from .chunked import Pending, ThreadParts, run_parts
-from .s3_client import PreconditionFailed
-from .s3_io import Lease
-from .s3_layout import Resolved, new_token
-
-if TYPE_CHECKING:
-    from .base import Driver
-    from .s3 import S3Driver
+from ...contract import ClonePlan, CloneRequest
+from ...errors import AlreadyExists, NotFound, PermissionDenied, Unsupported
+from ...location import Location, validate_image_id
+from ..chunked import Pending, ThreadParts, run_parts
+from .client import PreconditionFailed
+from .core import MAX_PARTS, MiB, Resolved, S3Store, new_token
+from .lease import Lease
 
 __all__ = ["copy_object", "plan", "server_copy"]
 
-MAX_PARTS = 10_000
-MiB = 1 << 20
 
-
-def plan(source: S3Driver, location: Location, target: Driver) -> ClonePlan:
-    """"server_copy" when ``target`` is an s3 store of the same endpoint that may read the source."""
-    from .s3 import S3Driver
-
-    if not isinstance(target, S3Driver):
-        return ClonePlan(None, f"target store {target.name!r} is not an s3 store", "different_backend")
+def plan(source: S3Store, location: Location, target: S3Store) -> ClonePlan:
+    """"server_copy" when ``target`` (an s3 store) is of the same endpoint and may read the source."""
     here, there = source.describe()["endpoint"], target.describe()["endpoint"]
     if here != there:
         return ClonePlan(None, f"another S3 endpoint ({there}, the image is at {here})", "different_backend")
@@ -53,11 +42,9 @@ def plan(source: S3Driver, location: Location, target: Driver) -> ClonePlan:
                                     f"into bucket {target.bucket!r}")
 
 
-def server_copy(source: S3Driver, location: Location, target: Driver, request: CloneRequest) -> Location:
-    """Copy the image into ``target`` as ``request.name`` inside the endpoint; its new location."""
-    from .s3 import S3Driver
-
-    if not isinstance(target, S3Driver) or source.describe()["endpoint"] != target.describe()["endpoint"]:
+def server_copy(source: S3Store, location: Location, target: S3Store, request: CloneRequest) -> Location:
+    """Copy the image into ``target`` (an s3 store) as ``request.name`` inside the endpoint; its new location."""
+    if source.describe()["endpoint"] != target.describe()["endpoint"]:
         raise Unsupported(f"store {target.name!r} is not on this S3 endpoint: no server-side copy",
                           store=source.name, image=location.image)
     name = validate_image_id(request.name)
@@ -76,7 +63,7 @@ def server_copy(source: S3Driver, location: Location, target: Driver, request: C
 class _Copy:
     """One server-side copy into a unique data key of the target, then its record."""
 
-    def __init__(self, source: S3Driver, found: Resolved, target: S3Driver, name: str) -> None:
+    def __init__(self, source: S3Store, found: Resolved, target: S3Store, name: str) -> None:
         self.src, self.found, self.dst, self.name = source, found, target, name
         self.token = new_token()
         self.data_key = target.layout.data_key(name, self.token)
@@ -106,7 +93,7 @@ class _Copy:
             lease.release()
 
 
-def copy_object(dst: S3Driver, image: str, source: Mapping[str, str], size: int, key: str,
+def copy_object(dst: S3Store, image: str, source: Mapping[str, str], size: int, key: str,
                 metadata: Mapping[str, str], *, part_size: int, pin: Mapping[str, str] | None = None,
                 content_type: str = "application/octet-stream") -> None:
     """Copy ``source`` (bucket and key of this endpoint) to ``key`` of ``dst``'s bucket with
@@ -135,7 +122,7 @@ def copy_object(dst: S3Driver, image: str, source: Mapping[str, str], size: int,
         raise
 
 
-def _copy_parts(dst: S3Driver, image: str, source: Mapping[str, str], size: int, key: str, upload_id: str,
+def _copy_parts(dst: S3Store, image: str, source: Mapping[str, str], size: int, key: str, upload_id: str,
                 part_size: int, pin: Mapping[str, str]) -> list[dict[str, Any]]:
     """UploadPartCopy of every range, ``concurrency`` in flight; the parts for Complete."""
     part = max(part_size, -(-size // MAX_PARTS))
