@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import requests
 
-from ..config import Secret
-from ..errors import ConfigError, DriverNotInstalled, PermissionDenied, Transient
+from ...config import Secret
+from ...errors import ConfigError, DriverNotInstalled, PermissionDenied, Transient
 
 __all__ = ["KeystoneAuth", "SwiftAuth", "TempAuth", "V3Scope", "what_failed"]
 

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import (
+from ...errors import (
     BackendError,
     ImageStoreError,
     ImageTooLarge,
@@ -30,18 +30,13 @@ from ..errors import (
     PermissionDenied,
     Transient,
 )
-from .swift_auth import SwiftAuth, what_failed
+from .auth import SwiftAuth, what_failed
 
-__all__ = ["Response", "SwiftHttp", "quote_path"]
+__all__ = ["Response", "SwiftHttp"]
 
 Response = requests.Response
 _RETRYABLE = frozenset({408, 429, 498, 500, 502, 503, 504})
 _TAGS = re.compile(r"<[^>]+>")
-
-
-def quote_path(*parts: str) -> str:
-    """``container/object`` percent-quoted for a request path."""
-    return "/".join(quote(p, safe="/") for p in parts)
 
 
 def _short(text: str, limit: int = 160) -> str:

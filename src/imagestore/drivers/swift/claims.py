@@ -44,12 +44,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..errors import AlreadyExists, ImageStoreError, NotFound, Transient
-from .swift_http import SwiftHttp, quote_path
+from ...errors import AlreadyExists, ImageStoreError, NotFound, Transient
+from .core import Http, Timing, quote_path
 
-__all__ = ["CLAIM", "HEARTBEAT", "IMAGE_TYPE", "IMAGE_WRITER_TAG", "SEGMENT_RE", "TOKEN_RE", "Claim", "Timing",
+__all__ = ["CLAIM", "HEARTBEAT", "IMAGE_TYPE", "IMAGE_WRITER_TAG", "SEGMENT_RE", "TOKEN_RE", "Claim",
            "new_token", "parse_tag", "segment_name", "writer_of"]
 
 log = logging.getLogger("imagestore")
@@ -89,26 +88,6 @@ def writer_of(headers: dict[str, str] | object) -> str | None:
     return get(WRITER_HEADER) if get is not None else None
 
 
-@dataclass(frozen=True)
-class Timing:
-    """The claim protocol's clock: ``window`` bounds a counted claim PUT, ``lease`` is how
-    long a claim or heartbeat lives unrenewed. Every writer of a container must use the
-    same ``window``."""
-
-    window: float = 2.0
-    lease: float = 30.0
-
-    @property
-    def renew_every(self) -> float:
-        """Seconds between renewals: three chances before a lease lapses."""
-        return self.lease / 3
-
-    @property
-    def margin(self) -> float:
-        """Slack for the one-second grain of ``X-Delete-At`` and the clock estimate."""
-        return max(2.0, self.window)
-
-
 class Claim:
     """One writer's claim on an image id and its heartbeat, renewed by a background thread.
 
@@ -116,7 +95,7 @@ class Claim:
     once the writer holds the claim, or raises AlreadyExists; ``release`` ends both.
     """
 
-    def __init__(self, http: SwiftHttp, container: str, image_id: str, token: str, timing: Timing, *,
+    def __init__(self, http: Http, container: str, image_id: str, token: str, timing: Timing, *,
                  label: str, published: Callable[[], bool]) -> None:
         self.http = http
         self.container = container

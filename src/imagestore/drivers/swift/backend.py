@@ -5,7 +5,7 @@ An image ``ID`` is the object ``CONTAINER/ID``: a plain object up to
 its first segment) an SLO whose segments ``ID/TOKEN/00000000``... live in the segments
 container and belong to that manifest alone (``TOKEN`` names the writer). The facade's
 metadata rides on the object as ``X-Object-Meta-Image-*`` headers. Publishing never
-overwrites: see :mod:`.swift_claims` for the create claim that makes concurrent adds of
+overwrites: see :mod:`.claims` for the create claim that makes concurrent adds of
 one id have exactly one winner. Clones within the account copy every segment inside
 Swift, so a clone and its source never share a segment and deleting either leaves the
 other whole. ``locate`` signs a TempURL with the account's Temp-URL key. Images that
@@ -21,81 +21,53 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 from swiftclient.utils import generate_temp_url
 
-from ..capabilities import Capabilities
-from ..config import Secret, parse_duration, parse_size
-from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
-from ..errors import (
+from ...capabilities import Capabilities
+from ...config import Secret, parse_duration, parse_size
+from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...errors import (
     AlreadyExists,
     ConfigError,
-    ImageStoreError,
     InvalidLocation,
     NotFound,
     PermissionDenied,
     Transient,
     Unsupported,
 )
-from ..location import DirectAccess, Location, validate_image_id
-from .base import Driver
-from .chunked import PartSizes, ThreadParts
-from .swift_auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
-from .swift_claims import CLAIM, HEARTBEAT, IMAGE_WRITER_TAG, SEGMENT_RE, TOKEN_RE, Timing, parse_tag, writer_of
-from .swift_http import Response, SwiftHttp, quote_path
-from .swift_io import Piece, SwiftCopy, SwiftReader, SwiftWriter, pieces_of_manifest
+from ...location import DirectAccess, Location, validate_image_id
+from ..base import Driver
+from ..chunked import PartSizes, ThreadParts
+from .auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
+from .claims import writer_of
+from .copier import SwiftCopy
+from .core import (
+    DEFAULT_MAX_FILE,
+    META_PREFIX,
+    TOKEN_LEN,
+    MiB,
+    Piece,
+    Place,
+    Timing,
+    container_name,
+    dec_key,
+    enc_key,
+    grow_every,
+    quote_path,
+)
+from .http import Response, SwiftHttp
+from .reader import SwiftReader, pieces_of_manifest
+from .sweeper import Sweeper
+from .writer import SwiftWriter
 
 __all__ = ["Place", "SwiftDriver"]
 
 log = logging.getLogger("imagestore")
-
-MiB = 1 << 20
-META_PREFIX = "x-object-meta-image-"
-_META_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.")
-_DEFAULT_MAX_FILE = 5 * (1 << 30) + 2  # Swift's default max_file_size
-_TOKEN_LEN = 25  # len(new_token())
-
-
-@dataclass(frozen=True)
-class Place:
-    """The container of an image and the container of its segments."""
-
-    container: str
-    segments: str
-
-
-def _enc_key(key: str) -> str:
-    """A metadata key as a header-name suffix that survives Swift's case and ``_``/``-`` folding."""
-    return "".join(c if c in _META_SAFE else f"%{ord(c):02X}" for c in key)
-
-
-def _dec_key(text: str) -> str:
-    return unquote(text.lower())
-
-
-def _grow_every(first: int, largest: int, max_parts: int) -> int:
-    """How many segments each size lasts before doubling: as many as possible while the
-    manifest can still reach half of the most the cluster holds (``max_parts`` x ``largest``)."""
-    if max_parts <= 1 or first >= largest:
-        return 0
-    target = max_parts * largest // 2
-    for every in range(max_parts, 0, -1):
-        cap = PartSizes(first, grow_every=every, largest=largest, max_parts=max_parts).capacity()
-        if cap is not None and cap >= target:
-            return every
-    return 1
-
-
-def _container_name(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value or "/" in value or len(value) > 200:
-        raise ConfigError(f"bad container name {value!r}", key=key)
-    return value
 
 
 class SwiftDriver(Driver):
@@ -198,9 +170,9 @@ class SwiftDriver(Driver):
         assert secret is not None
         if not 0 <= container_seed <= 32:
             raise ConfigError(f"must be between 0 and 32, got {container_seed}", key=f"{k}.container_seed")
-        self.container = _container_name(container, f"{k}.container")
+        self.container = container_name(container, f"{k}.container")
         segments = f"{container}_segments" if segment_container is None else segment_container
-        self.segment_container = _container_name(segments, f"{k}.segment_container")
+        self.segment_container = container_name(segments, f"{k}.segment_container")
         if self.segment_container == self.container:
             raise ConfigError("must differ from container", key=f"{k}.segment_container")
         self.seed = container_seed
@@ -256,7 +228,7 @@ class SwiftDriver(Driver):
                               read_timeout=timeout[1], verify=verify, label=name)
         # limits, known once open() asked the cluster
         self.threshold = self.configured_threshold
-        self.max_file_size = _DEFAULT_MAX_FILE
+        self.max_file_size = DEFAULT_MAX_FILE
         self.max_parts = 1000
         self.max_manifest_size = 8 * MiB
         self.largest = self.segment_size
@@ -306,7 +278,7 @@ class SwiftDriver(Driver):
         """Segment sizes and counts from the cluster's ``/info`` (Swift's defaults if it hides them)."""
         swift = info.get("swift") or {}
         slo = info.get("slo")
-        self.max_file_size = int(swift.get("max_file_size", _DEFAULT_MAX_FILE))
+        self.max_file_size = int(swift.get("max_file_size", DEFAULT_MAX_FILE))
         self.bulk_delete = "bulk_delete" in info
         self.threshold = min(self.configured_threshold, self.max_file_size)
         self.largest = min(self.max_segment_size or self.max_file_size, self.max_file_size)
@@ -316,14 +288,14 @@ class SwiftDriver(Driver):
             self.max_manifest_size = int(slo.get("max_manifest_size", 8 * MiB))
         else:
             self.max_parts = 0  # no SLO middleware: every image is one PUT
-        self.grow_every = _grow_every(self.first, self.largest, self._parts_for(255))
+        self.grow_every = grow_every(self.first, self.largest, self._parts_for(255))
 
     def _parts_for(self, id_length: int) -> int:
         """Segments a manifest of an id this long may list (count and manifest-size limits)."""
         if not self.max_parts:
             return 0
         path = f"/{self.segment_container}{'_' + 'x' * self.seed if self.seed else ''}/{'x' * id_length}/" \
-               f"{'x' * _TOKEN_LEN}/00000000"
+               f"{'x' * TOKEN_LEN}/00000000"
         entry = len(json.dumps({"path": path, "etag": "0" * 32, "size_bytes": self.largest})) + 2
         return max(1, min(self.max_parts, (self.max_manifest_size - 2) // entry))
 
@@ -435,14 +407,15 @@ class SwiftDriver(Driver):
     # ------------------------------------------------------------ metadata
     def meta_headers(self, metadata: Mapping[str, str]) -> dict[str, str]:
         """The facade's metadata as object headers."""
-        return {f"X-Object-Meta-Image-{_enc_key(k)}": quote(v, safe="") for k, v in metadata.items()}
+        return {f"X-Object-Meta-Image-{enc_key(k)}": quote(v, safe="") for k, v in metadata.items()}
 
     def read_meta(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The facade's metadata back from object headers."""
-        return {_dec_key(h[len(META_PREFIX):]): unquote(v) for h, v in headers.items()
+        return {dec_key(h[len(META_PREFIX):]): unquote(v) for h, v in headers.items()
                 if h.lower().startswith(META_PREFIX)}
 
-    def _head(self, place: Place, obj: str, *, newest: bool = False) -> Response:
+    def head(self, place: Place, obj: str, *, newest: bool = False) -> Response:
+        """HEAD of the image object (``X-Newest`` if asked); NotFound if there is none."""
         resp = self.http.request("HEAD", quote_path(place.container, obj), op=f"HEAD {obj!r}",
                                  headers={"X-Newest": "true"} if newest else None)
         resp.close()
@@ -455,7 +428,7 @@ class SwiftDriver(Driver):
     def published(self, place: Place, obj: str) -> bool:
         """Whether an image of this id exists (newest copy), for the claim protocol."""
         try:
-            self._head(place, obj, newest=True)
+            self.head(place, obj, newest=True)
         except NotFound:
             return False
         return True
@@ -473,14 +446,14 @@ class SwiftDriver(Driver):
     def stat(self, location: Location) -> Stored:
         """Size, metadata and version (timestamp and ETag) of the object."""
         place, obj = self._resolve(location)
-        resp = self._head(place, obj)
+        resp = self.head(place, obj)
         size = int(resp.headers.get("Content-Length", "0"))
         version = f"{resp.headers.get('X-Timestamp', '')}:{resp.headers.get('Etag', '').strip(chr(34))}"
         return Stored(size, self.read_meta(resp.headers), version)
 
     def layout(self, place: Place, obj: str) -> tuple[int, list[Piece], bool]:
         """The image's size, the objects that hold its bytes in order, and whether it is plain."""
-        resp = self._head(place, obj)
+        resp = self.head(place, obj)
         size = int(resp.headers.get("Content-Length", "0"))
         whole = [Piece(quote_path(place.container, obj), 0, size)]
         if resp.headers.get("X-Static-Large-Object", "").lower() == "true":
@@ -498,7 +471,7 @@ class SwiftDriver(Driver):
         if manifest:
             container, _, prefix = unquote(manifest).partition("/")
             pieces, start = [], 0
-            for row in self._listing(container, prefix):
+            for row in self.listing(container, prefix):
                 pieces.append(Piece(quote_path(container, row["name"]), start, int(row["bytes"])))
                 start += int(row["bytes"])
             return size, pieces if start == size and pieces else whole, False
@@ -514,7 +487,7 @@ class SwiftDriver(Driver):
     def delete(self, location: Location) -> DeleteOutcome:
         """Delete the object, then exactly the segments it owns (its writer's, in our container)."""
         place, obj = self._resolve(location)
-        resp = self._head(place, obj)
+        resp = self.head(place, obj)
         owned: list[str] = []
         if resp.headers.get("X-Static-Large-Object", "").lower() == "true":
             writer = writer_of(resp.headers)
@@ -530,7 +503,7 @@ class SwiftDriver(Driver):
             container, _, prefix = unquote(resp.headers["X-Object-Manifest"]).partition("/")
             segments_in = container
             if container == place.container and prefix == f"{obj}-":  # glance_store's own layout
-                owned = [row["name"] for row in self._listing(container, prefix)]
+                owned = [row["name"] for row in self.listing(container, prefix)]
         else:
             segments_in = place.segments
         gone = self.http.request("DELETE", quote_path(place.container, obj), op=f"DELETE {obj!r}")
@@ -583,7 +556,7 @@ class SwiftDriver(Driver):
             raise Transient(f"bulk delete of segments of {image!r}: {len(errors)} failed ({first})")
         return int(result.get("Number Deleted", 0))
 
-    def _listing(self, container: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    def listing(self, container: str, prefix: str = "") -> Iterator[dict[str, Any]]:
         """Every object row of a container listing under ``prefix``, page by page."""
         marker = ""
         while True:
@@ -641,7 +614,7 @@ class SwiftDriver(Driver):
         place, obj = self._resolve(location)
         if not self.presign or self.temp_url_key is None:
             raise Unsupported(f"no TempURLs: {self.presign_reason}", store=self.name, image=obj)
-        self._head(place, obj)
+        self.head(place, obj)
         base = urlsplit(self.auth.storage_url)
         expires = int(self.http.server_time() + (ttl if ttl is not None else self.presign_ttl))
         path = f"{base.path}/{quote_path(place.container, obj)}"
@@ -651,143 +624,7 @@ class SwiftDriver(Driver):
                             expires_at=datetime.fromtimestamp(expires, UTC))
 
     # ------------------------------------------------------------ sweep
-    def _segment_containers(self) -> list[str]:
-        if not self.seed:
-            return [self.segment_container]
-        found = []
-        for row in self._listing("", prefix=f"{self.segment_container}_"):
-            found.append(row["name"])
-        return found
-
     def sweep(self, older_than: float, deadline: float | None = None) -> SweepReport:
         """Remove dead writers' segments and heartbeats (heartbeat expired, not referenced by
         the published image, newest part older than ``older_than``) and lapsed claims."""
-        report = SweepReport()
-        for container in self._segment_containers():
-            report += self._sweep_container(container, older_than, deadline)
-            if deadline is not None and time.monotonic() > deadline:
-                break
-        return report
-
-    def _sweep_container(self, container: str, older_than: float, deadline: float | None) -> SweepReport:
-        """One segments container, walked in name order beside its image container's listing:
-        segments of the published image's writer are skipped without a request."""
-        report = SweepReport()
-        now = self.http.server_time()
-        owners = _Owners(self._listing(self._image_container_of(container)))
-        for image_id, rows in _by_image(self._listing(container)):
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            owner = owners.writer_of(image_id)
-            writers: dict[str, list[dict[str, Any]]] = {}
-            for row in rows:
-                rest = row["name"][len(image_id) + 1:]
-                if rest == CLAIM:
-                    report += self._sweep_claim(container, row, now)
-                    continue
-                token, _, part = rest.partition("/")
-                if TOKEN_RE.fullmatch(token) and (part == HEARTBEAT or SEGMENT_RE.fullmatch(part)):
-                    writers.setdefault(token, []).append(row)  # anything else is not ours: never touched
-            for token, own in writers.items():
-                if token == owner:  # the published image's segments stay; a heartbeat its
-                    report += self._sweep_owner_beat(container, image_id, own, now, older_than)
-                    continue  # writer died before removing it has no use left
-                try:
-                    report += self._sweep_writer(container, image_id, token, own, now, older_than)
-                except (Transient, ImageStoreError) as exc:
-                    log.warning("store %s: sweeping upload %s of %s failed: %s", self.name, token, image_id, exc)
-        return report
-
-    def _sweep_claim(self, container: str, row: Mapping[str, Any], now: float) -> SweepReport:
-        """Delete a claim whose lease has lapsed (only that one: ``X-If-Delete-At``)."""
-        delete_at = parse_tag(str(row.get("content_type", ""))).get("delete_at", "")
-        if not delete_at.isdigit() or int(delete_at) >= now - self.timing.margin:
-            return SweepReport()
-        resp = self.http.request("DELETE", quote_path(container, row["name"]), op="sweep a lapsed claim",
-                                 headers={"X-If-Delete-At": delete_at})
-        resp.close()
-        return SweepReport(1, 0) if resp.status_code // 100 == 2 else SweepReport()
-
-    def _sweep_owner_beat(self, container: str, image_id: str, rows: list[dict[str, Any]], now: float,
-                          older_than: float) -> SweepReport:
-        """The heartbeat left beside a published image's segments (writer killed once the
-        manifest was in): deleted once older than ``older_than``; the segments never."""
-        beats = [r for r in rows if r["name"].rpartition("/")[2] == HEARTBEAT and now - _row_time(r) >= older_than]
-        if not beats:
-            return SweepReport()
-        return SweepReport(self.delete_objects(container, [r["name"] for r in beats], image=image_id), 0)
-
-    def _sweep_writer(self, container: str, image_id: str, token: str, rows: list[dict[str, Any]], now: float,
-                      older_than: float) -> SweepReport:
-        """One writer's objects: kept while young, while its heartbeat lives, or if the image is its."""
-        if now - max(_row_time(r) for r in rows) < older_than:
-            return SweepReport()
-        beat = self.http.request("HEAD", quote_path(container, f"{image_id}/{token}/{HEARTBEAT}"),
-                                 op="sweep: heartbeat", headers={"X-Newest": "true"})
-        beat.close()
-        if beat.status_code == 200:
-            return SweepReport()  # alive: it renews every third of writer_lease
-        if beat.status_code != 404:
-            raise self.http.error(beat, "sweep: heartbeat", image=image_id)
-        try:
-            validate_image_id(image_id)
-            head = self._head(Place(self._image_container_of(container), container), image_id, newest=True)
-            if writer_of(head.headers) == token:
-                return SweepReport()  # just published (the listing had not caught up)
-        except (NotFound, InvalidLocation):
-            pass
-        removed = self.delete_objects(container, [r["name"] for r in rows], image=image_id)
-        return SweepReport(removed, sum(int(r.get("bytes", 0)) for r in rows))
-
-    def _image_container_of(self, segments: str) -> str:
-        """The image container whose segments container is ``segments``."""
-        if segments == self.segment_container:
-            return self.container
-        return self.container + segments[len(self.segment_container):]
-
-
-class _Owners:
-    """The writer of each published image, from an image container listing read as far as needed
-    (segment listings put ``img.x/`` before ``img/``, so rows already passed are remembered)."""
-
-    def __init__(self, rows: Iterator[dict[str, Any]]) -> None:
-        self._rows = rows
-        self._seen: dict[str, str | None] = {}
-        self._last = ""
-
-    def writer_of(self, image_id: str) -> str | None:
-        """The writer token of the published image ``image_id``, None if there is none."""
-        while self._last < image_id or not self._last:
-            row = next(self._rows, None)
-            if row is None:
-                break
-            self._last = row["name"]
-            self._seen[self._last] = parse_tag(str(row.get("content_type", ""))).get(IMAGE_WRITER_TAG)
-        return self._seen.get(image_id)
-
-
-def _by_image(rows: Iterator[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """Listing rows ``ID/...`` grouped by ID (a listing keeps them together, in name order)."""
-    current: str | None = None
-    group: list[dict[str, Any]] = []
-    for row in rows:
-        image_id, sep, _ = row["name"].partition("/")
-        if not sep:
-            continue  # not one of ours
-        if image_id != current and group:
-            yield current or "", group
-            group = []
-        current = image_id
-        group.append(row)
-    if group and current is not None:
-        yield current, group
-
-
-def _row_time(row: Mapping[str, Any]) -> float:
-    """A listing row's last-modified time, in seconds since the epoch (UTC)."""
-    text = str(row.get("last_modified", ""))
-    try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
-
+        return Sweeper(self).sweep(older_than, deadline)
