@@ -6,7 +6,7 @@ the load, RSS bounded. The full-size run and its ops/s and p99 are in the benchm
 from __future__ import annotations
 
 from imagestore.testing.backends import Backend
-from imagestore.testing.load import load_run
+from imagestore.testing.load import SETTLED, load_run
 
 MiB = 1 << 10  # RSS is counted in KiB
 
@@ -19,9 +19,10 @@ def test_sixteen_clients(backend: Backend, prefix: str) -> None:
     assert report["left_after_cleanup"] == []
     assert report["leaked_after_close"] == {"fds": 0, "sockets": 0, "threads": 0}, report["counts"]
     growth = report["growth_under_load"]
-    # connection pools fill and librados starts threads lazily (per opened image, per watch):
-    # a couple more at one moment is not a leak (after close every one must be gone, above)
-    assert max(growth.values()) <= 2, report["counts"]
+    # connection pools fill and librados starts threads lazily (per opened image, per watch): a
+    # couple more at one moment is not a leak, and a pool still filling is measured again by
+    # load_run; a leak gains in every half (and after close every one must be gone, above)
+    assert max(growth.values()) <= SETTLED, report["counts"]
     half_way = report["counts"]["half_way"]["rss_kib"]
     assert report["rss_growth_kib"] <= 64 * MiB + half_way // 4, report["counts"]
     done = {k.split(":")[0] for k, v in report["outcomes"].items() if k.endswith(":ok") and v}
