@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imagestore.hashing import strongest
+from imagestore.engine.hashing import strongest
 
 from . import baselines, rss
 from .context import Context, run_parts, warm

@@ -7,8 +7,8 @@ Only the names below are public; everything else may change without notice.
 from __future__ import annotations
 
 from .cache import CacheEntry, EvictReport, ImageCache, RevalidateReport, VerifyReport
-from .capabilities import Capabilities
-from .contract import SweepReport
+from .spi.capabilities import Capabilities
+from .spi.contract import SweepReport
 from .errors import (
     AlreadyExists,
     BackendError,
@@ -32,7 +32,7 @@ from .errors import (
 )
 from .formats import FormatPolicy, FormatVerdict, inspect
 from .location import DirectAccess, Location
-from .reader import ImageReader
+from .engine.reader import ImageReader
 from .results import CLONE_REASONS, CloneCheck, CloneResult, DeleteOutcome, ImageInfo, Replica
 from .store import Store
 from .store_ops import replicate

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .contract import CloneMode, DeleteOutcome
+from .spi.contract import CloneMode, DeleteOutcome
 from .location import Location
 
 __all__ = ["CLONE_REASONS", "CloneCheck", "CloneResult", "DeleteOutcome", "ImageInfo", "Replica", "decode_metadata",

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Literal, TypeVar
 
-from .capabilities import Capabilities
+from .spi.capabilities import Capabilities
 from .config import StoreSettings
-from .contract import CloneRequest, DeleteOutcome, DriverContext, Reader, SweepReport, Writer
-from .drivers.base import Driver
+from .spi.contract import CloneRequest, DeleteOutcome, DriverContext, Reader, SweepReport, Writer
+from .spi.driver import Driver
 from .errors import (
     AlreadyExists,
     BackendError,
@@ -28,14 +28,14 @@ from .errors import (
     UnsafeImage,
     Unsupported,
 )
-from .hashing import compare, strongest, validate_algorithms, validate_digests
-from .limits import AddGate, IdleWatch
+from .engine.hashing import compare, strongest, validate_algorithms, validate_digests
+from .engine.limits import AddGate, IdleWatch
 from .location import DirectAccess, Location, validate_image_id
-from .pipeline import Limit, Source, check_options, check_source, write_stream
-from .progress import Progress
-from .reader import ImageReader, write_atomically
+from .engine.pipeline import Limit, Source, check_options, check_source, write_stream
+from .engine.progress import Progress
+from .engine.reader import ImageReader, write_atomically
 from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
-from .retry import call_with_retries, translate
+from .spi.retry import call_with_retries, translate
 from .store_ops import ConsumerOps
 
 __all__ = ["Store"]

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .contract import Adoption, ClonePlan
+from .spi.contract import Adoption, ClonePlan
 from .errors import (
     AlreadyExists,
     BackendError,
@@ -25,11 +25,11 @@ from .errors import (
     UnsafeImage,
     Unsupported,
 )
-from .hashing import compare, strongest, validate_digests
+from .engine.hashing import compare, strongest, validate_digests
 from .location import Location, validate_image_id
-from .pipeline import check_options, write_stream
-from .progress import Progress
-from .reader import ImageReader
+from .engine.pipeline import check_options, write_stream
+from .engine.progress import Progress
+from .engine.reader import ImageReader
 from .results import CloneCheck, ImageInfo, Replica, encode_metadata
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import StoreSettings, validate_driver_options
-from .drivers.base import Driver
+from .spi.driver import Driver
 from .errors import ConfigError, DriverNotInstalled, InvalidLocation
 from .location import Location, validate_store_name
 from .store import Store, parse_any

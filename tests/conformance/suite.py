@@ -351,7 +351,7 @@ class ConformanceSuite(ConsumerSuite):
         with pytest.raises(ChecksumMismatch), store.open(
             info.location, expected={"md5": "0" * 32}
         ) as reader:
-            imagestore.reader.write_atomically(reader, bad)  # type: ignore[attr-defined]
+            imagestore.engine.reader.write_atomically(reader, bad)  # type: ignore[attr-defined]
         assert not bad.exists()
         assert os.listdir(tmp_path) == ["out.img"]
 

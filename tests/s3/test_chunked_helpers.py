@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from imagestore.drivers.chunked import ThreadParts, call_retrying, run_parts
+from imagestore.spi.parts import ThreadParts, call_retrying, run_parts
 from imagestore.errors import Transient
 
 

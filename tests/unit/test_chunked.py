@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from imagestore.drivers.chunked import ChunkedUploader, PartSizes, ReadAhead, ThreadParts, done
+from imagestore.spi.parts import ChunkedUploader, PartSizes, ReadAhead, ThreadParts, done
 from imagestore.errors import ImageTooLarge, Transient
 
 MiB = 1 << 20

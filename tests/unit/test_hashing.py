@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagestore import ConfigError
-from imagestore.hashing import BufferRing, ParallelHasher, strongest, validate_algorithms
+from imagestore.engine.hashing import BufferRing, ParallelHasher, strongest, validate_algorithms
 
 
 @settings(max_examples=40, deadline=None)

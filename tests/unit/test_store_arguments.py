@@ -112,7 +112,7 @@ def test_a_failed_open_leaves_no_driver_reader_open(store: imagestore.Store) -> 
 def test_reader_closes_the_driver_reader_when_the_hashers_cannot_start(store: imagestore.Store) -> None:
     """The reader's own guard, below the facade's checks: whatever fails after the driver's reader
     is open closes it."""
-    from imagestore.reader import ImageReader
+    from imagestore.engine.reader import ImageReader
 
     closed: list[bool] = []
 

@@ -11,7 +11,7 @@ import pytest
 import imagestore
 from imagestore import store_ops
 from imagestore.config import StoreSettings
-from imagestore.contract import DriverContext
+from imagestore.spi.contract import DriverContext
 from imagestore.drivers.memory import MemoryDriver
 from imagestore.errors import Transient
 

@@ -14,12 +14,12 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..contract import Reader
+from ..spi.contract import Reader
 from ..drivers.file.core import FICLONE
 from ..drivers.file.reader import RangeReader
 from ..formats import FormatVerdict, StreamInspector
-from ..progress import Progress
-from ..reader import ImageReader
+from ..engine.progress import Progress
+from ..engine.reader import ImageReader
 
 __all__ = ["FICLONE", "SparseFile", "hash_and_inspect", "link_into", "new_temp", "stream_into"]
 

@@ -35,9 +35,9 @@ from ..errors import (
     from_os_error,
 )
 from ..formats import FormatPolicy, inspect
-from ..hashing import COLLISION_RESISTANT, strongest, validate_digests
+from ..engine.hashing import COLLISION_RESISTANT, strongest, validate_digests
 from ..location import Location
-from ..progress import Progress
+from ..engine.progress import Progress
 from ..store import Store
 from ..stores import Stores
 from .fill import hash_and_inspect, link_into, new_temp, stream_into

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidLocation
-from ..hashing import COLLISION_RESISTANT
+from ..engine.hashing import COLLISION_RESISTANT
 
 __all__ = ["KEY_RE", "Layout", "Sidecar", "key_for", "seal_of", "write_file_atomically"]
 

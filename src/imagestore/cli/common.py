@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..location import Location
-from ..progress import Progress, ProgressBar
+from ..engine.progress import Progress, ProgressBar
 from ..store import Store
 from ..stores import Stores
 

@@ -77,7 +77,7 @@ def cmd_get(ctx: Context) -> None:
                 out.flush()
             return
         if a.offset or a.length is not None:
-            from ..reader import write_atomically
+            from ..engine.reader import write_atomically
 
             with store.open(loc, a.offset, a.length, verify=verify, progress=bar) as reader:
                 write_atomically(reader, a.output)

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
-from ..contract import DeleteOutcome
+from ..spi.contract import DeleteOutcome
 from ..errors import BackendUnavailable, ImageStoreError, InvalidLocation
-from ..hashing import validate_algorithms
+from ..engine.hashing import validate_algorithms
 from ..location import Location
-from ..reader import ImageReader
-from ..retry import backoff_delay
+from ..engine.reader import ImageReader
+from ..spi.retry import backoff_delay
 from ..store import Store
 from .uris import PROBE_ID, GlanceForm, form_for, glance_uri, is_secure, url_prefix
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from ..contract import DeleteOutcome
+from ..spi.contract import DeleteOutcome
 from ..errors import ConfigError, InvalidLocation
 from ..store import Store
 from ..stores import Stores, open_store

@@ -1,30 +1,30 @@
-"""What a driver author needs: subclass :class:`Driver`, declare ``OPTIONS``, return
-:class:`Capabilities` from ``open`` and register the class in the
-``imagestore.drivers`` entry-point group. The README's "Write your own driver"
-section shows a complete one.
+"""The drivers shipped with imagestore, one module or folder each, loaded lazily by entry point.
 
-Importing this package imports no driver: backends load lazily by entry point.
+What a driver author needs is in :mod:`imagestore.spi`; the names re-exported here
+are the same objects, kept so that drivers written against ``imagestore.drivers``
+keep working. Importing this package imports no driver.
 """
 
 from __future__ import annotations
 
-from ..capabilities import Capabilities
-from ..contract import (
+from ..spi import (
     Adoption,
+    Capabilities,
     CloneMode,
     ClonePlan,
     CloneRequest,
     DeleteOutcome,
+    DirectAccess,
+    Driver,
     DriverContext,
+    Location,
     Option,
     Reader,
     Stored,
     SweepReport,
+    Transient,
     Writer,
 )
-from ..errors import Transient
-from ..location import DirectAccess, Location
-from .base import Driver
 
 __all__ = [
     "Adoption",

@@ -37,8 +37,8 @@ try:
 except ImportError as exc:  # reported by the store registry as DriverNotInstalled
     raise ImportError(f"the http driver needs fsspec and aiohttp ({exc}): pip install 'imagestore[http]'") from exc
 
-from ..capabilities import Capabilities
-from ..contract import DeleteOutcome, DriverContext, Option, Stored
+from ..spi.capabilities import Capabilities
+from ..spi.contract import DeleteOutcome, DriverContext, Option, Stored
 from ..errors import (
     BackendError,
     ConfigError,
@@ -49,7 +49,7 @@ from ..errors import (
     Unsupported,
 )
 from ..location import DirectAccess, Location, validate_image_id
-from .base import Driver
+from ..spi.driver import Driver
 
 __all__ = ["HttpDriver", "HttpsDriver"]
 

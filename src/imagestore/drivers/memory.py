@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..capabilities import Capabilities
-from ..contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored
+from ..spi.capabilities import Capabilities
+from ..spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored
 from ..errors import AlreadyExists, NotFound, PermissionDenied
 from ..location import Location
-from .base import Driver
+from ..spi.driver import Driver
 
 __all__ = ["MemoryDriver"]
 

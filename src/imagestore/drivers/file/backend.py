@@ -23,11 +23,11 @@ import threading
 from collections.abc import Mapping
 from typing import ClassVar
 
-from ...capabilities import Capabilities
-from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...spi.capabilities import Capabilities
+from ...spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
 from ...errors import AlreadyExists, BackendError, ConfigError, InvalidLocation, NotFound, PermissionDenied
 from ...location import DirectAccess, Location
-from ..base import Driver
+from ...spi.driver import Driver
 from .adopt import FileAdoption
 from .copier import copy_in_kernel
 from .core import GONE, OPEN_FLAGS, TMP, XATTR, version_of

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from ...contract import CloneMode
+from ...spi.contract import CloneMode
 from .core import FICLONE
 
 __all__ = ["copy_in_kernel"]

@@ -7,7 +7,7 @@ import fcntl
 import os
 import time
 
-from ...contract import SweepReport
+from ...spi.contract import SweepReport
 from .core import OPEN_FLAGS, TMP
 
 __all__ = ["sweep_tmp"]

@@ -19,8 +19,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ...capabilities import Capabilities
-from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...spi.capabilities import Capabilities
+from ...spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
 from ...errors import (
     AlreadyExists,
     ConfigError,
@@ -31,7 +31,7 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
-from ..base import Driver
+from ...spi.driver import Driver
 from . import cloner, sweeper
 from .adopt import RbdAdoption
 from .core import META_PREFIX, MIMIC, image_exists, parse_flatten

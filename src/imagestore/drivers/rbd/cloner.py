@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ...contract import ClonePlan, CloneRequest
+from ...spi.contract import ClonePlan, CloneRequest
 from ...errors import AlreadyExists, ConfigError, NotFound, PermissionDenied, Transient, Unsupported
 from ...location import Location
 from .core import META_PREFIX, RbdStore, image_exists, publish, remove_fully, tmp_name

@@ -3,7 +3,7 @@ deep ahead (through :class:`~..chunked.ReadAhead`) while the caller hashes or se
 
 from __future__ import annotations
 
-from ..chunked import Pending, ReadAhead
+from ...spi.parts import Pending, ReadAhead
 from .aio import AioPending
 from .core import RbdStore
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ...contract import SweepReport
+from ...spi.contract import SweepReport
 from .core import SWEEP_SKIPS, TMP_PREFIX, RbdStore, remove_fully
 from .lib import TRASH_SOURCE_USER
 from .trash import purge_trashed

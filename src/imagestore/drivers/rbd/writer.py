@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from ...errors import AlreadyExists, NotFound
 from ...location import Location
-from ..chunked import ChunkedUploader, PartSizes, Pending, done
+from ...spi.parts import ChunkedUploader, PartSizes, Pending, done
 from .aio import AioPending
 from .core import META_PREFIX, RbdStore, publish, remove_fully, tmp_name
 from .lib import Image

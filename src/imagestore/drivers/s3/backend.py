@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from ...capabilities import Capabilities
-from ...config import Secret, parse_duration, parse_size
-from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...spi.capabilities import Capabilities
+from ...spi.options import Secret, parse_duration, parse_size
+from ...spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
 from ...errors import (
     AlreadyExists,
     BackendError,
@@ -42,8 +42,8 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
-from ..base import Driver
-from ..chunked import PartSizes, call_retrying
+from ...spi.driver import Driver
+from ...spi.parts import PartSizes, call_retrying
 from .client import PreconditionFailed, S3Client, server_time
 from .copier import copy_object, plan, server_copy
 from .core import (

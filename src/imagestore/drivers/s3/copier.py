@@ -3,7 +3,7 @@
 The bytes never pass through this process: one CopyObject up to the target's
 ``copy_part_size``, above it a multipart upload whose parts are UploadPartCopy
 ranges of the source, ``concurrency`` in flight, each retried on ``Transient``
-(:func:`~imagestore.drivers.chunked.run_parts`). The copy lands on a unique data key of the target
+(:func:`~imagestore.spi.parts.run_parts`). The copy lands on a unique data key of the target
 under a lease, and the target's record is published with one conditional
 PutObject (then the data is copied over it, :func:`copy_object` again), so a
 clone is atomic and exclusive exactly as an add is (CopyObject itself ignores
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...contract import ClonePlan, CloneRequest
+from ...spi.contract import ClonePlan, CloneRequest
 from ...errors import AlreadyExists, NotFound, PermissionDenied, Unsupported
 from ...location import Location, validate_image_id
-from ..chunked import Pending, ThreadParts, run_parts
+from ...spi.parts import Pending, ThreadParts, run_parts
 from .client import PreconditionFailed
 from .core import MAX_PARTS, MiB, Resolved, S3Store, new_token
 from .lease import Lease

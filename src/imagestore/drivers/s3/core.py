@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ...location import Location
-    from ..chunked import PartSizes
+    from ...spi.parts import PartSizes
 
 __all__ = ["INLINE", "MARK", "MAX_OBJECT", "MAX_PART", "MAX_PARTS", "MAX_PRESIGN", "META", "MIN_PART", "RECORD",
            "SIZE", "TOKEN", "Layout", "Requests", "Resolved", "S3Store", "inline_headers", "meta_from_headers",

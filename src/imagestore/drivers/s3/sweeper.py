@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ...contract import SweepReport
+from ...spi.contract import SweepReport
 from ...errors import NotFound
 from .client import server_time
 from .core import Layout, S3Store

@@ -1,6 +1,6 @@
 """The S3 driver's upload writer: parts of a multipart upload, or one PutObject, then the publication.
 
-A writer cuts the stream into parts with the shared uploader (:mod:`imagestore.drivers.chunked`):
+A writer cuts the stream into parts with the shared uploader (:mod:`imagestore.spi.parts`):
 the store's ``concurrency`` parts in flight, each retried on ``Transient``,
 back-pressure on the source, part sizes growing as an upload of unknown size
 grows. A stream that ends before its first part is full becomes one
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...location import Location
-from ..chunked import ChunkedUploader, PartSizes, Pending, ThreadParts
+from ...spi.parts import ChunkedUploader, PartSizes, Pending, ThreadParts
 from .client import ViewBody
 from .core import S3Store, inline_headers, new_token
 from .lease import Lease

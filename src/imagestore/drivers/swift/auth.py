@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import requests
 
-from ...config import Secret
+from ...spi.options import Secret
 from ...errors import ConfigError, DriverNotInstalled, PermissionDenied, Transient
 
 __all__ = ["KeystoneAuth", "SwiftAuth", "TempAuth", "V3Scope", "what_failed"]

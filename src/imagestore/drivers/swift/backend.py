@@ -28,9 +28,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from swiftclient.utils import generate_temp_url
 
-from ...capabilities import Capabilities
-from ...config import Secret, parse_duration, parse_size
-from ...contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
+from ...spi.capabilities import Capabilities
+from ...spi.options import Secret, parse_duration, parse_size
+from ...spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
 from ...errors import (
     AlreadyExists,
     ConfigError,
@@ -41,8 +41,8 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
-from ..base import Driver
-from ..chunked import PartSizes, ThreadParts
+from ...spi.driver import Driver
+from ...spi.parts import PartSizes, ThreadParts
 from .auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
 from .claims import writer_of
 from .copier import SwiftCopy

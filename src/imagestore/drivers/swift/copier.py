@@ -9,7 +9,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 
 from ...location import Location
-from ..chunked import Pending, ThreadParts, run_parts
+from ...spi.parts import Pending, ThreadParts, run_parts
 from .claims import segment_name
 from .core import Piece, SwiftCore
 from .publisher import Inline, Publisher, Segment

@@ -14,7 +14,7 @@ import requests
 
 from ...errors import ConfigError, ImageStoreError, Transient
 from ...location import Location
-from ..chunked import PartSizes
+from ...spi.parts import PartSizes
 
 __all__ = ["DEFAULT_MAX_FILE", "META_PREFIX", "MiB", "TOKEN_LEN", "Http", "Piece", "Place", "SwiftCore", "Timing",
            "container_name", "dec_key", "enc_key", "grow_every", "quote_path"]

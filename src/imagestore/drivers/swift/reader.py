@@ -14,7 +14,7 @@ import requests
 import urllib3
 
 from ...errors import BackendError, Transient
-from ..chunked import Pending, ReadAhead, ThreadParts
+from ...spi.parts import Pending, ReadAhead, ThreadParts
 from .core import Piece, SwiftCore, quote_path
 
 __all__ = ["SwiftReader", "pieces_of_manifest"]

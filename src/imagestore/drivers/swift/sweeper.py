@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ...contract import SweepReport
+from ...spi.contract import SweepReport
 from ...errors import ImageStoreError, InvalidLocation, NotFound, Transient
 from ...location import validate_image_id
 from .claims import CLAIM, HEARTBEAT, IMAGE_WRITER_TAG, SEGMENT_RE, TOKEN_RE, parse_tag, writer_of

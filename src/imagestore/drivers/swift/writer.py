@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ...location import Location
-from ..chunked import ChunkedUploader, PartSizes, Pending, ThreadParts
+from ...spi.parts import ChunkedUploader, PartSizes, Pending, ThreadParts
 from .core import SwiftCore
 from .publisher import Inline, Publisher, Segment
 

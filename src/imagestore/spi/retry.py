@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import BackendError, BackendUnavailable, ImageStoreError, Transient, from_os_error
+from ..errors import BackendError, BackendUnavailable, ImageStoreError, Transient, from_os_error
 
 __all__ = ["backoff_delay", "call_with_retries", "translate"]
 

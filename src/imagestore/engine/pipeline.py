@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Union
 
-from .config import StoreSettings
-from .contract import Writer
-from .errors import ImageTooLarge, InvalidArgument, SizeMismatch
-from .formats import FormatVerdict, StreamInspector
+from ..config import StoreSettings
+from ..spi.contract import Writer
+from ..errors import ImageTooLarge, InvalidArgument, SizeMismatch
+from ..formats import FormatVerdict, StreamInspector
 from .hashing import BufferRing, ParallelHasher
 from .limits import IdleWatch
 from .progress import Progress, Throttled

@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, Protocol, TypeVar
 
 from ..errors import ImageTooLarge, Transient
-from ..retry import backoff_delay
+from .retry import backoff_delay
 
 __all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "call_retrying", "done",
            "retry_part", "run_parts"]

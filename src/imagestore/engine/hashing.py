@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import ConfigError, InvalidArgument
+from ..errors import ConfigError, InvalidArgument
 
 __all__ = ["COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "BufferRing", "ParallelHasher", "validate_algorithms",
            "validate_digests"]

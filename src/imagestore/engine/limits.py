@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import Busy, UploadTimeout
+from ..errors import Busy, UploadTimeout
 
 __all__ = ["AddGate", "IdleWatch"]
 

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
-from .contract import Reader
-from .errors import ChecksumMismatch, SizeMismatch, Transient
+from ..spi.contract import Reader
+from ..errors import ChecksumMismatch, SizeMismatch, Transient
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
-from .retry import backoff_delay, translate
+from ..spi.retry import backoff_delay, translate
 
 __all__ = ["ImageReader", "write_atomically"]
 

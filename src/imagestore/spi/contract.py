@@ -1,0 +1,168 @@
+"""The driver boundary: the types that the facade and every driver both use.
+
+The pipeline, the readers and the result types import this module, never the
+drivers package, so the dependency points one way: drivers depend on the
+contract, the facade depends on the contract, and neither on the other's
+internals. :mod:`imagestore.drivers` re-exports these names for driver authors.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ..errors import Transient
+from ..location import Location
+
+__all__ = [
+    "Adoption",
+    "CloneMode",
+    "ClonePlan",
+    "CloneRequest",
+    "DeleteOutcome",
+    "DriverContext",
+    "Option",
+    "Reader",
+    "Stored",
+    "SweepReport",
+    "Transient",
+    "Writer",
+]
+
+CloneMode = Literal["cow", "server_copy", "stream"]
+"""How a clone is made: O(1) copy-on-write, a copy inside the backend, or a verified stream."""
+
+
+class DeleteOutcome(enum.StrEnum):
+    """What ``delete`` did: removed the image, or deferred removal until its clones go."""
+
+    DELETED = "deleted"
+    DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One driver option: its type, default and whether it is a secret."""
+
+    type: type | tuple[type, ...]
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    """What the facade tells a driver when the store opens: the store's I/O settings.
+
+    ``concurrency`` is how many parts (objects, segments, aio requests) a driver
+    may keep in flight per stream; None lets the driver pick its default.
+    ``retries`` and ``retry_backoff`` bound the retries of one part inside a
+    streaming upload (the facade retries whole idempotent calls itself).
+    """
+
+    concurrency: int | None = None
+    chunk_size: int = 4 << 20
+    retries: int = 3
+    retry_backoff: float = 0.2
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a driver knows of a stored image: its size, the metadata saved with it and,
+    when the backend has one, a token naming this immutable version of its bytes.
+
+    ``version`` changes whenever the bytes could have (RBD: image and snapshot id;
+    file: inode and change time) and is None when the driver cannot tell; the
+    facade remembers source verifications by it.
+    """
+
+    size: int
+    metadata: Mapping[str, str]
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ClonePlan:
+    """The cheapest native clone mode a driver can do for one source and target, or why not.
+
+    ``code`` names the reason for programs (see ``imagestore.results.CLONE_REASONS``).
+    """
+
+    mode: CloneMode | None
+    reason: str
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    """A native clone to perform: the target image name, size and metadata to carry."""
+
+    name: str
+    mode: CloneMode
+    metadata: Mapping[str, str]
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep removed: temporaries (files, images, uploads, segments) and their bytes."""
+
+    removed: int = 0
+    bytes_freed: int = 0
+
+    def __add__(self, other: SweepReport) -> SweepReport:
+        return SweepReport(self.removed + other.removed, self.bytes_freed + other.bytes_freed)
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form printed by ``imagestore sweep --json``."""
+        return {"removed": self.removed, "bytes_freed": self.bytes_freed}
+
+
+class Writer(Protocol):
+    """An upload in progress, invisible to readers until :meth:`commit`."""
+
+    def write(self, data: memoryview) -> None:
+        """Append ``data``; may be called with chunks of any size. The view is reused after return."""
+
+    def commit(self, metadata: Mapping[str, str]) -> Location:
+        """Durably publish the image with its metadata, never overwriting; returns its location.
+
+        Raises AlreadyExists if another writer published the same name first; the
+        writer then cleans up after itself as :meth:`abort` would.
+        """
+
+    def abort(self) -> None:
+        """Remove everything written so far; safe to call twice or after a failed commit."""
+
+
+class Reader(Protocol):
+    """A byte stream over a stored image (or a range of it)."""
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at the end."""
+
+    def close(self) -> None:
+        """Release the backend resources."""
+
+
+class Adoption(Protocol):
+    """Bits a consumer wrote into the backend, being registered by ``Store.adopt``.
+
+    :meth:`Driver.adopt` has already made them immutable (or checked they are);
+    the facade reads ``location`` (``size`` bytes) once to hash and inspect it,
+    then commits the metadata or aborts, which undoes what ``adopt`` did and
+    leaves the consumer's bits as they were.
+    """
+
+    location: Location
+    size: int
+
+    def commit(self, metadata: Mapping[str, str]) -> Location:
+        """Store the metadata; the image is then an ordinary image of the store."""
+
+    def abort(self) -> None:
+        """Undo what adopting did (snapshot, protection); never touches the bits."""
