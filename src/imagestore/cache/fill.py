@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..spi.contract import Reader
-from ..drivers.file.core import FICLONE
-from ..drivers.file.reader import RangeReader
+from ..spi.localfile import FICLONE, RangeReader
 from ..formats import FormatVerdict, StreamInspector
 from ..engine.progress import Progress
 from ..engine.reader import ImageReader

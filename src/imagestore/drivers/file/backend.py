@@ -32,7 +32,7 @@ from .adopt import FileAdoption
 from .copier import copy_in_kernel
 from .core import GONE, OPEN_FLAGS, TMP, XATTR, version_of
 from .probe import native_mode, probe_root
-from .reader import RangeReader
+from ...spi.localfile import RangeReader
 from .sweeper import sweep_tmp
 from .writer import FileWriter
 

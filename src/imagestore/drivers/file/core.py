@@ -1,5 +1,5 @@
 """What every part of the file driver shares: the on-disk naming (``ROOT/.tmp``, the
-``user.imagestore.*`` xattrs), open flags, the ``FICLONE`` ioctl number, image versions,
+``user.imagestore.*`` xattrs), open flags, image versions,
 and the :class:`Root` the writer and adoption work in (the driver is one).
 """
 
@@ -10,10 +10,10 @@ import os
 from typing import Protocol
 
 from ...location import Location
+from ...spi.localfile import FICLONE
 
 __all__ = ["FICLONE", "GONE", "OPEN_FLAGS", "TMP", "XATTR", "Root", "tmpfile", "version_of", "write_all"]
 
-FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 XATTR = "user.imagestore."
 TMP = ".tmp"
 OPEN_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC

@@ -1,11 +1,14 @@
-"""Reading a range of an open image file with ``pread``: the file driver's reader, also
-used by the compute-node cache to hash its local entries."""
+"""Local-file primitives a driver may share with the compute-node cache: the reflink ioctl
+number and a ``pread`` range reader. Here, on the driver side of the line, so that the cache
+does not reach into the file driver for them."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["RangeReader"]
+__all__ = ["FICLONE", "RangeReader"]
+
+FICLONE = 0x40049409  # _IOW(0x94, 9, int)
 
 
 class RangeReader:
