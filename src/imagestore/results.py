@@ -1,10 +1,11 @@
 """The public result types: what the :class:`~imagestore.store.Store` facade, the
-:class:`~imagestore.stores.Stores` registry and the :class:`~imagestore.cache.ImageCache`
-return, each frozen and each with the JSON form the CLI's ``--json`` prints (``to_dict``).
+:class:`~imagestore.stores.Stores` registry, the :class:`~imagestore.cache.ImageCache` and
+:func:`~imagestore.formats.inspect` return, each frozen, each with the JSON form the CLI's
+``--json`` prints (``to_dict``: one key per field).
 
-This module imports only :mod:`imagestore.location`, so the driver contract, the cache and
-the facade can all depend on it; their old homes (``imagestore.contract``,
-``imagestore.cache.reports``) re-export these names.
+This module imports only :mod:`imagestore.location`, so the driver contract, the formats,
+the cache and the facade can all depend on it; their old homes (``imagestore.contract``,
+``imagestore.cache.reports``, ``imagestore.formats.verdict``) re-export these names.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from .location import Location
 
 __all__ = ["CLONE_REASONS", "CacheEntry", "CloneCheck", "CloneMode", "CloneRefusal", "CloneResult", "DeleteOutcome",
-           "EvictReport", "ImageInfo", "Replica", "RevalidateReport", "SweepReport", "VerifyReport",
+           "EvictReport", "FormatVerdict", "ImageInfo", "Replica", "RevalidateReport", "SweepReport", "VerifyReport",
            "decode_metadata", "encode_metadata"]
 
 CloneMode = Literal["cow", "server_copy", "stream"]
@@ -214,6 +215,34 @@ class SweepReport:
     def to_dict(self) -> dict[str, int]:
         """The JSON form printed by ``imagestore sweep --json``."""
         return {"removed": self.removed, "bytes_freed": self.bytes_freed}
+
+
+@dataclass(frozen=True)
+class FormatVerdict:
+    """What an image is and whether it is safe to hand to a hypervisor.
+
+    ``format`` is a glance ``disk_format`` name (None only if nothing could be
+    decided); ``reasons`` explains an unsafe verdict and is empty when safe;
+    ``virtual_size`` is the guest-visible size in bytes; ``partition_table``
+    names the partition table ("gpt"/"mbr") found at the start of the guest
+    disk (raw disks, hybrid ISOs and fixed VHDs).
+    """
+
+    format: str | None
+    safe: bool
+    reasons: tuple[str, ...] = field(default=())
+    virtual_size: int | None = None
+    partition_table: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (``reasons`` as a list)."""
+        return {
+            "format": self.format,
+            "safe": self.safe,
+            "reasons": list(self.reasons),
+            "virtual_size": self.virtual_size,
+            "partition_table": self.partition_table,
+        }
 
 
 # ------------------------------------------------------------ the compute-node cache
