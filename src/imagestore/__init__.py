@@ -32,7 +32,16 @@ from .errors import (
 from .formats import FormatPolicy, FormatVerdict, inspect
 from .location import DirectAccess, Location
 from .reader import ImageReader
-from .results import CLONE_REASONS, CloneCheck, CloneRefusal, CloneResult, DeleteOutcome, ImageInfo, Replica, SweepReport
+from .results import (
+    CLONE_REASONS,
+    CloneCheck,
+    CloneRefusal,
+    CloneResult,
+    DeleteOutcome,
+    ImageInfo,
+    Replica,
+    SweepReport,
+)
 from .store import Store
 from .store_ops import replicate
 from .stores import Stores, open_store

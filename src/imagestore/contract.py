@@ -3,7 +3,8 @@
 The pipeline and the readers import this module, never the drivers package, so
 the dependency points one way: drivers depend on the contract, the facade
 depends on the contract, and neither on the other's internals; the contract
-itself uses the public results (:mod:`imagestore.results`), re-exported here. :mod:`imagestore.drivers` re-exports these names for driver authors.
+itself uses the public results (:mod:`imagestore.results`), re-exported here.
+:mod:`imagestore.drivers` re-exports these names for driver authors.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import imagestore
-from imagestore import results
+from imagestore import Location, results
 from imagestore.results import (
     CacheEntry,
     CloneCheck,
@@ -24,7 +24,6 @@ from imagestore.results import (
     EvictReport,
     FormatVerdict,
     ImageInfo,
-    Location,
     Replica,
     RevalidateReport,
     SweepReport,
@@ -85,7 +84,8 @@ def test_every_result_type_is_covered_and_defined_in_results() -> None:
     defined = {obj for name in results.__all__ if dataclasses.is_dataclass(obj := getattr(results, name))}
     assert defined == {type(r) for r in RESULTS}
     for cls in defined:
-        assert cls.__module__ == "imagestore.results" and cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
+        assert cls.__module__ == "imagestore.results", cls
+        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
     assert imagestore.DeleteOutcome.__module__ == "imagestore.results"
     assert imagestore.CloneRefusal.__module__ == "imagestore.results"
 

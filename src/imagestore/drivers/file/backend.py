@@ -197,7 +197,8 @@ class FileDriver(Driver):
     # ---------------------------------------------------------------- clone / locate
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         if not isinstance(target, FileDriver):
-            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store", CloneRefusal.DIFFERENT_BACKEND)
+            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store",
+                             CloneRefusal.DIFFERENT_BACKEND)
         same_fs = os.fstat(self.root_fd).st_dev == os.fstat(target.root_fd).st_dev
         if not same_fs:
             return ClonePlan(None, f"{self.root} and {target.root} are on different filesystems",
