@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from .cache import CacheEntry, EvictReport, ImageCache, RevalidateReport, VerifyReport
 from .spi.capabilities import Capabilities
-from .spi.contract import SweepReport
 from .errors import (
     AlreadyExists,
     BackendError,
@@ -33,7 +32,16 @@ from .errors import (
 from .formats import FormatPolicy, FormatVerdict, inspect
 from .location import DirectAccess, Location
 from .engine.reader import ImageReader
-from .results import CLONE_REASONS, CloneCheck, CloneResult, DeleteOutcome, ImageInfo, Replica
+from .results import (
+    CLONE_REASONS,
+    CloneCheck,
+    CloneRefusal,
+    CloneResult,
+    DeleteOutcome,
+    ImageInfo,
+    Replica,
+    SweepReport,
+)
 from .store import Store
 from .store_ops import replicate
 from .stores import Stores, open_store
@@ -50,6 +58,7 @@ __all__ = [
     "Capabilities",
     "ChecksumMismatch",
     "CloneCheck",
+    "CloneRefusal",
     "CloneResult",
     "ConfigError",
     "DeleteOutcome",

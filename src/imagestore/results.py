@@ -1,34 +1,89 @@
-"""Small frozen result types returned by the :class:`~imagestore.store.Store` facade."""
+"""The public result types: what the :class:`~imagestore.store.Store` facade, the
+:class:`~imagestore.stores.Stores` registry, the :class:`~imagestore.cache.ImageCache` and
+:func:`~imagestore.formats.inspect` return, each frozen, each with the JSON form the CLI's
+``--json`` prints (``to_dict``: one key per field).
+
+This module imports only :mod:`imagestore.location`, so the driver contract, the formats,
+the cache and the facade can all depend on it; their old homes (``imagestore.spi.contract``,
+``imagestore.cache.reports``, ``imagestore.formats.verdict``) re-export these names.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
-from .spi.contract import CloneMode, DeleteOutcome
 from .location import Location
 
-__all__ = ["CLONE_REASONS", "CloneCheck", "CloneResult", "DeleteOutcome", "ImageInfo", "Replica", "decode_metadata",
-           "encode_metadata"]
+__all__ = ["CLONE_REASONS", "CacheEntry", "CloneCheck", "CloneMode", "CloneRefusal", "CloneResult", "DeleteOutcome",
+           "EvictReport", "FormatVerdict", "ImageInfo", "Replica", "RevalidateReport", "SweepReport", "VerifyReport",
+           "decode_metadata", "encode_metadata"]
 
-CLONE_REASONS: Mapping[str, str] = MappingProxyType({
-    "read_only_target": "the target store is read-only",
-    "different_backend": "source and target are different kinds of backend",
-    "different_cluster": "the target is in another Ceph cluster (fsid differs)",
-    "different_endpoint": "the target is on another S3/Swift endpoint, account or region",
-    "different_filesystem": "the roots are on different filesystems, or no in-kernel copy works between them",
-    "format_not_raw": "the target clones raw images only (cow_requires_raw) and the image is not raw",
-    "snapshot_missing": "the image's snapshot does not exist or cannot be opened",
-    "pool_missing": "the target pool does not exist",
-    "unreachable": "a cluster or endpoint cannot be reached",
-    "permission": "the target's credentials may not read the source or write the target",
-    "not_claimed": "the store does not claim that clone mode",
-    "no_native_clone": "the driver has no native clone",
-    "mode_unavailable": "the asked mode is not available (another one is)",
-})
-"""``CloneCheck.code`` values: why a copy-on-write or server-side clone is not made."""
+CloneMode = Literal["cow", "server_copy", "stream"]
+"""How a clone is made: O(1) copy-on-write, a copy inside the backend, or a verified stream."""
+
+
+class CloneRefusal(enum.StrEnum):
+    """Why a copy-on-write or server-side clone is not made (``CloneCheck.code``).
+
+    A ``str`` enum: ``check.code == "different_cluster"`` holds and JSON carries the
+    plain string. Each member's :attr:`description` is the README's table row.
+    Where a target is: another kind of backend (``different_backend``), another
+    server or service (``different_endpoint``: S3 endpoint, Swift storage host),
+    another tenant of the same service (``different_account``: Swift account),
+    another Ceph cluster (``different_cluster``: fsid), another filesystem.
+    """
+
+    description: str
+
+    def __new__(cls, value: str, description: str) -> CloneRefusal:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    READ_ONLY_TARGET = "read_only_target", "the target store is read-only"
+    DIFFERENT_BACKEND = "different_backend", "source and target are different kinds of backend"
+    DIFFERENT_CLUSTER = "different_cluster", "the target is in another Ceph cluster (fsid differs)"
+    DIFFERENT_ENDPOINT = "different_endpoint", "the target is on another S3 endpoint or Swift storage host"
+    DIFFERENT_ACCOUNT = "different_account", "the target is in another account on the same Swift storage host"
+    DIFFERENT_FILESYSTEM = ("different_filesystem",
+                            "the roots are on different filesystems, or no in-kernel copy works between them")
+    FORMAT_NOT_RAW = ("format_not_raw",
+                      "the target clones raw images only (cow_requires_raw) and the image is not raw")
+    SNAPSHOT_MISSING = "snapshot_missing", "the image's snapshot does not exist or cannot be opened"
+    POOL_MISSING = "pool_missing", "the target pool does not exist"
+    UNREACHABLE = "unreachable", "a cluster or endpoint cannot be reached"
+    PERMISSION = "permission", "the target's credentials may not read the source or write the target"
+    NOT_CLAIMED = "not_claimed", "the store does not claim that clone mode"
+    NO_NATIVE_CLONE = "no_native_clone", "the driver has no native clone between these stores"
+    MODE_UNAVAILABLE = "mode_unavailable", "the asked mode is not available (another one is)"
+
+
+CLONE_REASONS: Mapping[str, str] = MappingProxyType({r.value: r.description for r in CloneRefusal})
+"""``CloneCheck.code`` values and what each means (the :class:`CloneRefusal` members as strings)."""
+
+
+def refusal(code: CloneRefusal | str | None) -> CloneRefusal | None:
+    """``code`` as a :class:`CloneRefusal` (a driver may pass the plain string); ValueError if unknown."""
+    if code is None or isinstance(code, CloneRefusal):
+        return code
+    try:
+        return CloneRefusal(code)
+    except ValueError:
+        raise ValueError(f"unknown clone refusal code {code!r} (one of {', '.join(CloneRefusal)})") from None
+
+
+class DeleteOutcome(enum.StrEnum):
+    """What ``delete`` did: removed the image, or deferred removal until its clones go."""
+
+    DELETED = "deleted"
+    DEFERRED = "deferred"
+
 
 _CHECKSUM_PREFIX = "checksum."
 
@@ -82,18 +137,26 @@ class CloneResult:
 class CloneCheck:
     """The answer of ``can_clone``: whether, in which mode, and why.
 
-    ``code`` names, for programs, why the cheaper native mode is not used (a key of
-    :data:`CLONE_REASONS`), also when ``mode="auto"`` falls back to a stream; None
+    ``code`` names, for programs, why the cheaper native mode is not used (a
+    :class:`CloneRefusal`), also when ``mode="auto"`` falls back to a stream; None
     when the native mode is used.
     """
 
     possible: bool
     mode: CloneMode | None
     reason: str
-    code: str | None = None
+    code: CloneRefusal | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", refusal(self.code))
 
     def __bool__(self) -> bool:
         return self.possible
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the code as its plain string."""
+        return {"possible": self.possible, "mode": self.mode, "reason": self.reason,
+                "code": None if self.code is None else self.code.value}
 
 
 def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None) -> dict[str, str]:
@@ -133,3 +196,114 @@ class Replica:
     def location(self) -> Location:
         """Where the copy is."""
         return self.info.location
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the copy's own form under ``info``."""
+        return {"info": self.info.to_dict(), "mode": self.mode, "existing": self.existing, "depth": self.depth}
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep removed: temporaries (files, images, uploads, segments) and their bytes."""
+
+    removed: int = 0
+    bytes_freed: int = 0
+
+    def __add__(self, other: SweepReport) -> SweepReport:
+        return SweepReport(self.removed + other.removed, self.bytes_freed + other.bytes_freed)
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON form printed by ``imagestore sweep --json``."""
+        return {"removed": self.removed, "bytes_freed": self.bytes_freed}
+
+
+@dataclass(frozen=True)
+class FormatVerdict:
+    """What an image is and whether it is safe to hand to a hypervisor.
+
+    ``format`` is a glance ``disk_format`` name (None only if nothing could be
+    decided); ``reasons`` explains an unsafe verdict and is empty when safe;
+    ``virtual_size`` is the guest-visible size in bytes; ``partition_table``
+    names the partition table ("gpt"/"mbr") found at the start of the guest
+    disk (raw disks, hybrid ISOs and fixed VHDs).
+    """
+
+    format: str | None
+    safe: bool
+    reasons: tuple[str, ...] = field(default=())
+    virtual_size: int | None = None
+    partition_table: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (``reasons`` as a list)."""
+        return {
+            "format": self.format,
+            "safe": self.safe,
+            "reasons": list(self.reasons),
+            "virtual_size": self.virtual_size,
+            "partition_table": self.partition_table,
+        }
+
+
+# ------------------------------------------------------------ the compute-node cache
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached image: its key (``ALGO-HEX``), path, sizes, format, origin and use."""
+
+    key: str
+    path: Path
+    size: int
+    allocated: int
+    format: str | None
+    virtual_size: int | None
+    source: str
+    how: str
+    fetched_at: float
+    last_used: float
+    leases: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form printed by ``imagestore cache ls --json``."""
+        return {"key": self.key, "path": str(self.path), "size": self.size, "allocated": self.allocated,
+                "format": self.format, "virtual_size": self.virtual_size, "source": self.source, "how": self.how,
+                "fetched_at": self.fetched_at, "last_used": self.last_used, "leases": list(self.leases)}
+
+
+@dataclass(frozen=True)
+class EvictReport:
+    """What an eviction removed, and what it kept because it was open, leased or just used."""
+
+    removed: tuple[str, ...] = ()
+    bytes_freed: int = 0
+    kept: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form printed by ``imagestore cache evict --json``."""
+        return {"removed": list(self.removed), "bytes_freed": self.bytes_freed, "kept": list(self.kept)}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Entries re-hashed: the good, and the damaged ones (removed unless in use)."""
+
+    ok: tuple[str, ...] = ()
+    corrupt: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form printed by ``imagestore cache verify --json``."""
+        return {"ok": list(self.ok), "corrupt": list(self.corrupt), "removed": list(self.removed)}
+
+
+@dataclass(frozen=True)
+class RevalidateReport:
+    """Entries re-inspected against a policy; ``refused`` maps key to reasons (all removed)."""
+
+    accepted: tuple[str, ...] = ()
+    refused: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    in_use: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``refused`` as key -> list of reasons."""
+        return {"accepted": list(self.accepted), "refused": {k: list(v) for k, v in self.refused.items()},
+                "in_use": list(self.in_use)}

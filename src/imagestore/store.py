@@ -34,7 +34,7 @@ from .location import DirectAccess, Location, validate_image_id
 from .engine.pipeline import Limit, Source, check_options, check_source, write_stream
 from .engine.progress import Progress
 from .engine.reader import ImageReader, write_atomically
-from .results import CloneCheck, CloneResult, ImageInfo, decode_metadata, encode_metadata
+from .results import CloneCheck, CloneRefusal, CloneResult, ImageInfo, decode_metadata, encode_metadata
 from .spi.retry import call_with_retries, translate
 from .store_ops import ConsumerOps
 
@@ -386,14 +386,15 @@ class Store(ConsumerOps):
             raise InvalidArgument(f"mode must be one of {', '.join(_MODES)}, not {mode!r}", store=self.name,
                                   image=loc.image)
         if not target.capabilities.write:
-            return CloneCheck(False, None, f"target store {target.name!r} is read-only", "read_only_target")
+            return CloneCheck(False, None, f"target store {target.name!r} is read-only",
+                              CloneRefusal.READ_ONLY_TARGET)
         plan = self._call("plan clone", lambda: self.driver.plan_clone(loc, target.driver), loc.image)
         claimed = {"cow": self._caps.cow_clone, "server_copy": self._caps.server_copy}
         if plan.mode is not None and plan.mode != "stream" and not claimed[plan.mode]:
             plan = replace(plan, mode=None, reason=f"store {self.name!r} does not claim {plan.mode}",
-                           code="not_claimed")
+                           code=CloneRefusal.NOT_CLAIMED)
         plan = self._refine_plan(loc, target, plan)
-        code = (plan.code or "no_native_clone") if plan.mode is None else None
+        code = (plan.code or CloneRefusal.NO_NATIVE_CLONE) if plan.mode is None else None
         if mode == "stream" or (mode == "auto" and plan.mode is None):
             reason = "verified stream copy" + (f" ({plan.reason})" if plan.mode is None else "")
             return CloneCheck(True, "stream", reason, code)
@@ -401,7 +402,7 @@ class Store(ConsumerOps):
             return CloneCheck(True, plan.mode, plan.reason)
         return CloneCheck(False, None, plan.reason if plan.mode is None
                           else f"{mode} is not available; {plan.mode} is ({plan.reason})",
-                          code if plan.mode is None else "mode_unavailable")
+                          code if plan.mode is None else CloneRefusal.MODE_UNAVAILABLE)
 
     def clone(
         self,

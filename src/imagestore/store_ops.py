@@ -30,7 +30,7 @@ from .location import Location, validate_image_id
 from .engine.pipeline import check_options, write_stream
 from .engine.progress import Progress
 from .engine.reader import ImageReader
-from .results import CloneCheck, ImageInfo, Replica, encode_metadata
+from .results import CloneCheck, CloneRefusal, ImageInfo, Replica, encode_metadata
 
 if TYPE_CHECKING:
     from .store import Store
@@ -106,12 +106,12 @@ class ConsumerOps:
         if fmt == "raw":
             return plan
         return ClonePlan(None, f"target store {target.name!r} clones raw images only (cow_requires_raw); "
-                               f"the image is {fmt or 'of unknown format'}", "format_not_raw")
+                               f"the image is {fmt or 'of unknown format'}", CloneRefusal.FORMAT_NOT_RAW)
 
     @staticmethod
     def _refused(check: CloneCheck, *, fmt: str | None, store: str, image: str) -> ImageStoreError:
         """The error for a clone ``can_clone`` refused: UnsafeImage for a policy refusal."""
-        if check.code == "format_not_raw":
+        if check.code is CloneRefusal.FORMAT_NOT_RAW:
             return UnsafeImage("clone refused", reasons=[check.reason], format=fmt, store=store, image=image)
         return Unsupported(f"cannot clone: {check.reason}", store=store, image=image)
 

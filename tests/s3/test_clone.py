@@ -14,7 +14,7 @@ import pytest
 import imagestore
 from imagestore import AlreadyExists
 from tests.services.faultproxy import FaultProxyFactory
-from tests.services.s3 import Radosgw, S3Server, empty_bucket, temporary_bucket
+from tests.services.s3 import MotoProcess, Radosgw, S3Server, empty_bucket, temporary_bucket
 
 from .conftest import MiB, Opener, leftovers, payload, s3_spec
 
@@ -116,7 +116,7 @@ def test_clone_to_another_endpoint_streams(moto_server: S3Server, radosgw: Rados
         data = payload(6 * MiB, seed=6)
         info = src.add("img", data, len(data))
         check = src.can_clone(info.location, dst)
-        assert check.mode == "stream" and check.code == "different_backend", check
+        assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ENDPOINT, check
         with pytest.raises(imagestore.Unsupported):
             src.clone(info.location, dst, mode="server_copy")
         res = src.clone(info.location, dst)
@@ -129,6 +129,34 @@ def test_clone_to_another_endpoint_streams(moto_server: S3Server, radosgw: Rados
             client = server.client()
             empty_bucket(client, buckets[server.name])
             client.delete_bucket(Bucket=buckets[server.name])
+
+
+def test_another_moto_server_is_a_different_endpoint(moto_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two moto servers: the same kind of backend on another endpoint is ``different_endpoint``
+    (not ``different_backend``), and auto mode streams verified."""
+    other = MotoProcess()
+    other.start()
+    try:
+        second = S3Server("moto", other.endpoint, moto_server.region, moto_server.access_key,
+                          moto_server.secret_key, moto_server.alt_access_key, moto_server.alt_secret_key)
+        monkeypatch.setenv("IMAGESTORE_TEST_S3_ACCESS", moto_server.access_key)
+        monkeypatch.setenv("IMAGESTORE_TEST_S3_SECRET", moto_server.secret_key)
+        with temporary_bucket(moto_server, "imagestore-a") as a, temporary_bucket(second, "imagestore-b") as b:
+            src = imagestore.open_store(s3_spec(moto_server, a), "here")
+            dst = imagestore.open_store(s3_spec(second, b), "there")
+            data = payload(MiB + 5, seed=7)
+            info = src.add("img", data, len(data))
+            check = src.can_clone(info.location, dst)
+            assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ENDPOINT, check
+            assert check.code == "different_endpoint" and other.endpoint in check.reason
+            check = src.can_clone(info.location, dst, mode="server_copy")
+            assert not check.possible and check.code == "different_endpoint"
+            res = src.clone(info.location, dst)
+            assert res.mode == "stream" and dst.get(res.location) == data
+            src.close()
+            dst.close()
+    finally:
+        other.cleanup()
 
 
 def test_clone_refused_without_read_permission(radosgw: Radosgw, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 
 import pytest
 
 import imagestore
+from imagestore.drivers.swift import auth as swift_auth
 from tests.conformance.suite import chunks, payload
+from tests.services.faultproxy import FaultProxyFactory
 
 from .area import MiB, SwiftArea
 
@@ -71,14 +75,58 @@ def test_other_accounts_and_backends_get_a_verified_stream(area: SwiftArea) -> N
     os.environ[os_key] = area.saio.key
     foreign = area.store("foreign", user=area.saio.user, key={"env": os_key}, temp_url_key=None)
     check = store.can_clone(info.location, foreign)
-    assert check.mode == "stream" and check.code == "different_cluster"
+    assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ACCOUNT  # same cluster
     assert foreign.driver.auth.storage_url in check.reason  # type: ignore[attr-defined]
+    assert not store.can_clone(info.location, foreign, mode="server_copy").possible
     with pytest.raises(imagestore.Unsupported):
         store.clone(info.location, foreign, mode="server_copy")
     res = store.clone(info.location, foreign, name="img")
     assert res.mode == "stream" and foreign.get(res.location) == data
     memory = imagestore.open_store("memory://swift-clone", "scratch")
     assert store.can_clone(info.location, memory).code == "different_backend"
+
+
+def test_another_storage_host_is_a_different_endpoint(area: SwiftArea, fault_proxy: FaultProxyFactory) -> None:
+    """The same account reached through another proxy (another storage URL host) is another
+    endpoint, not another account: ``different_endpoint``, and auto mode streams verified."""
+    store = area.store()
+    data = payload(MiB + 7, seed=5)
+    info = store.add("img", data)
+    proxy = fault_proxy("127.0.0.1", area.saio.proxy_port)
+    far = area.store("far", auth_url=f"{proxy.endpoint}/auth/v1.0")
+    there = far.driver.auth.storage_url  # type: ignore[attr-defined]
+    assert there.startswith(proxy.endpoint) and there.endswith("/AUTH_test2")  # same account, other host
+    check = store.can_clone(info.location, far)
+    assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ENDPOINT, check
+    assert check.code == "different_endpoint" and there in check.reason
+    assert store.can_clone(info.location, far, mode="server_copy").code == "different_endpoint"
+    res = store.clone(info.location, far, name="img")
+    assert res.mode == "stream" and far.get(res.location) == data
+
+
+def test_an_unreachable_auth_service_is_unreachable(area: SwiftArea, fault_proxy: FaultProxyFactory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target's token has expired and its auth service is down: the accounts cannot be
+    compared, so ``can_clone`` says ``unreachable`` (no exception) and auto mode would stream."""
+    store = area.store()
+    info = store.add("img", b"an image", 8)
+    proxy = fault_proxy("127.0.0.1", area.saio.proxy_port)
+    target = area.store("down", auth_url=f"{proxy.endpoint}/auth/v1.0", retries=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens there once the socket is closed
+    proxy.retarget("127.0.0.1", dead)
+
+    class Later:  # a day later: every token has expired (tempauth's default lifetime)
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + 2 * 86400
+
+    monkeypatch.setattr(swift_auth, "time", Later)  # the source renews its token directly, the target cannot
+    check = store.can_clone(info.location, target)
+    assert check.code is imagestore.CloneRefusal.UNREACHABLE and check.mode == "stream", check
+    assert "cannot authenticate" in check.reason and proxy.endpoint in check.reason
+    assert not store.can_clone(info.location, target, mode="server_copy").possible
 
 
 def test_a_failed_copy_leaves_nothing(area: SwiftArea) -> None:

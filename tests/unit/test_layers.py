@@ -15,7 +15,7 @@ import pytest
 import imagestore
 
 SRC = Path(imagestore.__file__).parent
-VOCABULARY = {"imagestore.errors", "imagestore.location"}
+VOCABULARY = {"imagestore.errors", "imagestore.location", "imagestore.results"}
 
 
 def _modules() -> dict[str, Path]:

@@ -15,6 +15,7 @@ from ..spi.capabilities import Capabilities
 from ..spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored
 from ..errors import AlreadyExists, NotFound, PermissionDenied
 from ..location import Location
+from ..results import CloneRefusal
 from ..spi.driver import Driver
 
 __all__ = ["MemoryDriver"]
@@ -137,6 +138,9 @@ class MemoryDriver(Driver):
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         if isinstance(target, MemoryDriver) and target.namespace == self.namespace and not target.read_only:
             return ClonePlan("server_copy", "same memory namespace")
+        if not isinstance(target, MemoryDriver):
+            return ClonePlan(None, f"target store {target.name!r} is not a memory store",
+                             CloneRefusal.DIFFERENT_BACKEND)
         return ClonePlan(None, "target is not in the same memory namespace")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:

@@ -1,9 +1,9 @@
-"""The result of inspecting an image: :class:`FormatVerdict`, plus the shared limits."""
+"""The result of inspecting an image: :class:`FormatVerdict` (defined with the other public
+results in :mod:`imagestore.results`, re-exported here), plus the shared limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from ..results import FormatVerdict
 
 __all__ = ["BANNED_BY_DEFAULT", "DEFAULT_ALLOWED_FORMATS", "KNOWN_FORMATS", "MAX_VIRTUAL_SIZE", "FormatVerdict"]
 
@@ -23,31 +23,3 @@ DEFAULT_ALLOWED_FORMATS: frozenset[str] = KNOWN_FORMATS - BANNED_BY_DEFAULT
 #: Largest virtual size accepted from any header: qemu keeps disk sizes in a
 #: signed 64-bit byte count, so anything at or above 2**63 cannot be a real disk.
 MAX_VIRTUAL_SIZE: int = 2**63 - 512
-
-
-@dataclass(frozen=True)
-class FormatVerdict:
-    """What an image is and whether it is safe to hand to a hypervisor.
-
-    ``format`` is a glance ``disk_format`` name (None only if nothing could be
-    decided); ``reasons`` explains an unsafe verdict and is empty when safe;
-    ``virtual_size`` is the guest-visible size in bytes; ``partition_table``
-    names the partition table ("gpt"/"mbr") found at the start of the guest
-    disk (raw disks, hybrid ISOs and fixed VHDs).
-    """
-
-    format: str | None
-    safe: bool
-    reasons: tuple[str, ...] = field(default=())
-    virtual_size: int | None = None
-    partition_table: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (``reasons`` as a list)."""
-        return {
-            "format": self.format,
-            "safe": self.safe,
-            "reasons": list(self.reasons),
-            "virtual_size": self.virtual_size,
-            "partition_table": self.partition_table,
-        }

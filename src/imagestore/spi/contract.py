@@ -1,25 +1,27 @@
 """The driver boundary: the types that the facade and every driver both use.
 
-The pipeline, the readers and the result types import this module, never the
-drivers package, so the dependency points one way: drivers depend on the
-contract, the facade depends on the contract, and neither on the other's
-internals. :mod:`imagestore.drivers` re-exports these names for driver authors.
+The pipeline and the readers import this module, never the drivers package, so
+the dependency points one way: drivers depend on the contract, the facade
+depends on the contract, and neither on the other's internals; the contract
+itself uses the public results (:mod:`imagestore.results`), re-exported here.
+:mod:`imagestore.drivers` re-exports these names for driver authors.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ..errors import Transient
 from ..location import Location
+from ..results import CloneMode, CloneRefusal, DeleteOutcome, SweepReport, refusal
 
 __all__ = [
     "Adoption",
     "CloneMode",
     "ClonePlan",
+    "CloneRefusal",
     "CloneRequest",
     "DeleteOutcome",
     "DriverContext",
@@ -30,16 +32,6 @@ __all__ = [
     "Transient",
     "Writer",
 ]
-
-CloneMode = Literal["cow", "server_copy", "stream"]
-"""How a clone is made: O(1) copy-on-write, a copy inside the backend, or a verified stream."""
-
-
-class DeleteOutcome(enum.StrEnum):
-    """What ``delete`` did: removed the image, or deferred removal until its clones go."""
-
-    DELETED = "deleted"
-    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -89,12 +81,16 @@ class Stored:
 class ClonePlan:
     """The cheapest native clone mode a driver can do for one source and target, or why not.
 
-    ``code`` names the reason for programs (see ``imagestore.results.CLONE_REASONS``).
+    ``code`` names the reason for programs (a :class:`~imagestore.results.CloneRefusal`;
+    its plain string is accepted and converted, an unknown one is a ValueError).
     """
 
     mode: CloneMode | None
     reason: str
-    code: str | None = None
+    code: CloneRefusal | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", refusal(self.code))
 
 
 @dataclass(frozen=True)
@@ -105,21 +101,6 @@ class CloneRequest:
     mode: CloneMode
     metadata: Mapping[str, str]
     size: int | None = None
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    """What a sweep removed: temporaries (files, images, uploads, segments) and their bytes."""
-
-    removed: int = 0
-    bytes_freed: int = 0
-
-    def __add__(self, other: SweepReport) -> SweepReport:
-        return SweepReport(self.removed + other.removed, self.bytes_freed + other.bytes_freed)
-
-    def to_dict(self) -> dict[str, int]:
-        """The JSON form printed by ``imagestore sweep --json``."""
-        return {"removed": self.removed, "bytes_freed": self.bytes_freed}
 
 
 class Writer(Protocol):

@@ -27,6 +27,7 @@ from ...spi.capabilities import Capabilities
 from ...spi.contract import ClonePlan, CloneRequest, DeleteOutcome, DriverContext, Option, Stored, SweepReport
 from ...errors import AlreadyExists, BackendError, ConfigError, InvalidLocation, NotFound, PermissionDenied
 from ...location import DirectAccess, Location
+from ...results import CloneRefusal
 from ...spi.driver import Driver
 from .adopt import FileAdoption
 from .copier import copy_in_kernel
@@ -196,11 +197,12 @@ class FileDriver(Driver):
     # ---------------------------------------------------------------- clone / locate
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         if not isinstance(target, FileDriver):
-            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store", "different_backend")
+            return ClonePlan(None, f"target store is a {target.scheme!r} store, not a file store",
+                             CloneRefusal.DIFFERENT_BACKEND)
         same_fs = os.fstat(self.root_fd).st_dev == os.fstat(target.root_fd).st_dev
         if not same_fs:
             return ClonePlan(None, f"{self.root} and {target.root} are on different filesystems",
-                             "different_filesystem")
+                             CloneRefusal.DIFFERENT_FILESYSTEM)
         if target.root not in self._modes:  # probed once per target, on unnamed files
             self._modes[target.root] = native_mode(self.root_fd, target.root_fd)
         mode = self._modes[target.root]
@@ -209,7 +211,7 @@ class FileDriver(Driver):
         if mode == "server_copy":
             return ClonePlan("server_copy", "same filesystem without reflink (copy_file_range)")
         return ClonePlan(None, f"no in-kernel copy from {self.root} to {target.root} (read-only or another mount)",
-                         "different_filesystem")
+                         CloneRefusal.DIFFERENT_FILESYSTEM)
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
         if not isinstance(target, FileDriver):

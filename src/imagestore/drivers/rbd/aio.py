@@ -1,4 +1,4 @@
-"""A librbd aio completion as the shared plumbing's :class:`~..chunked.Pending`, so the writer
+"""A librbd aio completion as the shared plumbing's :class:`~imagestore.spi.parts.Pending`, so the writer
 and the reader wait on it and get the mapped imagestore error of a failed I/O."""
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
+from ...results import CloneRefusal
 from ...spi.driver import Driver
 from . import cloner, sweeper
 from .adopt import RbdAdoption
@@ -251,7 +252,7 @@ class RbdDriver(Driver):
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         """"cow" into an rbd store of the same cluster whose pool this store's image is readable from."""
         if not isinstance(target, RbdDriver):
-            return ClonePlan(None, f"target store {target.name!r} is not an rbd store", "different_backend")
+            return ClonePlan(None, f"target store {target.name!r} is not an rbd store", CloneRefusal.DIFFERENT_BACKEND)
         pool, name, snap = self._resolve(location)
         return cloner.plan(self, target, pool, name, snap)
 
@@ -260,7 +261,7 @@ class RbdDriver(Driver):
         if request.mode != "cow":
             raise Unsupported(f"the rbd driver clones only with mode 'cow', not {request.mode!r}", store=self.name)
         plan = self.plan_clone(location, target)
-        if plan.code == "snapshot_missing":  # deleted since it was planned
+        if plan.code is CloneRefusal.SNAPSHOT_MISSING:  # deleted since it was planned
             raise NotFound(f"the source is gone: {plan.reason}", store=self.name, image=location.image)
         if plan.mode != "cow" or not isinstance(target, RbdDriver):
             raise Unsupported(f"cannot clone natively: {plan.reason}", store=self.name, image=location.image)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...spi.contract import ClonePlan, CloneRequest
 from ...errors import AlreadyExists, ConfigError, NotFound, PermissionDenied, Transient, Unsupported
 from ...location import Location
+from ...results import CloneRefusal
 from .core import META_PREFIX, RbdStore, image_exists, publish, remove_fully, tmp_name
 from .lib import Cluster, Image, RbdError
 
@@ -31,24 +32,24 @@ def plan(source: RbdStore, target: RbdStore, pool: str, name: str, snap: str) ->
     try:
         src, dst = source.fsid, target.fsid
     except (Transient, PermissionDenied, ConfigError) as exc:
-        return ClonePlan(None, f"cannot reach a cluster to compare: {exc}", "unreachable")
+        return ClonePlan(None, f"cannot reach a cluster to compare: {exc}", CloneRefusal.UNREACHABLE)
     if src != dst:
-        return ClonePlan(None, f"different Ceph clusters (fsid {src} vs {dst})", "different_cluster")
+        return ClonePlan(None, f"different Ceph clusters (fsid {src} vs {dst})", CloneRefusal.DIFFERENT_CLUSTER)
     tc = target.cluster
     try:
         if not tc.pool_exists(target.pool):
-            return ClonePlan(None, f"target pool {target.pool!r} does not exist", "pool_missing")
+            return ClonePlan(None, f"target pool {target.pool!r} does not exist", CloneRefusal.POOL_MISSING)
         tc.list_images(target.pool)
     except PermissionDenied:
-        return ClonePlan(None, f"client.{target.user} may not use pool {target.pool!r}", "permission")
+        return ClonePlan(None, f"client.{target.user} may not use pool {target.pool!r}", CloneRefusal.PERMISSION)
     try:
         with tc.open(pool, name, snap=snap, read_only=True):
             pass
     except PermissionDenied:
-        return ClonePlan(None, f"client.{target.user} may not read pool {pool!r}", "permission")
+        return ClonePlan(None, f"client.{target.user} may not read pool {pool!r}", CloneRefusal.PERMISSION)
     except NotFound:
         return ClonePlan(None, f"snapshot {pool}/{name}@{snap} does not exist or cannot be opened",
-                         "snapshot_missing")
+                         CloneRefusal.SNAPSHOT_MISSING)
     return ClonePlan("cow", f"same Ceph cluster {src}: RBD clone {pool}/{name}@{snap} into pool {target.pool!r}")
 
 

@@ -1,5 +1,5 @@
 """The RBD driver's reader: a snapshot read with object-sized aio reads kept ``concurrency``
-deep ahead (through :class:`~..chunked.ReadAhead`) while the caller hashes or sends data."""
+deep ahead (through :class:`~imagestore.spi.parts.ReadAhead`) while the caller hashes or sends data."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The RBD driver's upload writer: object-sized aio writes into a hidden temporary image,
-the store's ``concurrency`` in flight with per-part retries (:mod:`..chunked`), renamed into place."""
+the store's ``concurrency`` in flight with per-part retries (:mod:`imagestore.spi.parts`), renamed into place."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
+from ...results import CloneRefusal
 from ...spi.driver import Driver
 from ...spi.parts import PartSizes, call_retrying
 from .client import PreconditionFailed, S3Client, server_time
@@ -598,7 +599,7 @@ class S3Driver(Driver):
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
         """"server_copy" into a store of the same endpoint whose credentials can read the source."""
         if not isinstance(target, S3Driver):
-            return ClonePlan(None, f"target store {target.name!r} is not an s3 store", "different_backend")
+            return ClonePlan(None, f"target store {target.name!r} is not an s3 store", CloneRefusal.DIFFERENT_BACKEND)
         return plan(self, location, target)
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:

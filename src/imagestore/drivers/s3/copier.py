@@ -18,6 +18,7 @@ from typing import Any
 from ...spi.contract import ClonePlan, CloneRequest
 from ...errors import AlreadyExists, NotFound, PermissionDenied, Unsupported
 from ...location import Location, validate_image_id
+from ...results import CloneRefusal
 from ...spi.parts import Pending, ThreadParts, run_parts
 from .client import PreconditionFailed
 from .core import MAX_PARTS, MiB, Resolved, S3Store, new_token
@@ -30,7 +31,8 @@ def plan(source: S3Store, location: Location, target: S3Store) -> ClonePlan:
     """"server_copy" when ``target`` (an s3 store) is of the same endpoint and may read the source."""
     here, there = source.describe()["endpoint"], target.describe()["endpoint"]
     if here != there:
-        return ClonePlan(None, f"another S3 endpoint ({there}, the image is at {here})", "different_backend")
+        return ClonePlan(None, f"another S3 endpoint ({there}, the image is at {here})",
+                         CloneRefusal.DIFFERENT_ENDPOINT)
     found = source.resolve_location(location)
     try:
         target.client.call("head_object", "check the source is readable", location.image, Bucket=source.bucket,

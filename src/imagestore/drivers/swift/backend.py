@@ -41,6 +41,7 @@ from ...errors import (
     Unsupported,
 )
 from ...location import DirectAccess, Location, validate_image_id
+from ...results import CloneRefusal
 from ...spi.driver import Driver
 from ...spi.parts import PartSizes, ThreadParts
 from .auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
@@ -68,6 +69,11 @@ from .writer import SwiftWriter
 __all__ = ["Place", "SwiftDriver"]
 
 log = logging.getLogger("imagestore")
+
+
+def _endpoint(storage_url: str) -> str:
+    """A storage URL without its account (``http://h:8080/v1/AUTH_x`` -> ``http://h:8080/v1``)."""
+    return storage_url.rstrip("/").rpartition("/")[0]
 
 
 class SwiftDriver(Driver):
@@ -577,20 +583,27 @@ class SwiftDriver(Driver):
 
     # ------------------------------------------------------------ clones
     def plan_clone(self, location: Location, target: Driver) -> ClonePlan:
-        """``server_copy`` into a swift store of the same account (each segment copied in Swift)."""
+        """``server_copy`` into a swift store of the same account (each segment copied in Swift).
+
+        The storage URLs decide: another host or path prefix is ``different_endpoint``,
+        the same endpoint with another account (last path segment) ``different_account``.
+        """
         if not isinstance(target, SwiftDriver):
-            return ClonePlan(None, f"target store {target.name!r} is not a swift store", "different_backend")
+            return ClonePlan(None, f"target store {target.name!r} is not a swift store", CloneRefusal.DIFFERENT_BACKEND)
         place, obj = self._resolve(location)
         try:
             here, there = self.auth.storage_url, target.auth.storage_url
         except (Transient, PermissionDenied) as exc:
-            return ClonePlan(None, f"cannot authenticate to compare the accounts: {exc}", "unreachable")
+            return ClonePlan(None, f"cannot authenticate to compare the accounts: {exc}", CloneRefusal.UNREACHABLE)
         if here != there:
-            return ClonePlan(None, f"different Swift accounts ({here} vs {there})", "different_cluster")
+            code = CloneRefusal.DIFFERENT_ACCOUNT if _endpoint(here) == _endpoint(there) \
+                else CloneRefusal.DIFFERENT_ENDPOINT
+            what = "accounts" if code is CloneRefusal.DIFFERENT_ACCOUNT else "endpoints"
+            return ClonePlan(None, f"different Swift {what} ({here} vs {there})", code)
         size, pieces, plain = self.layout(place, obj)
         if not plain and len(pieces) == 1 and size > target.max_file_size:
             return ClonePlan(None, "a manifest with ranges or nested manifests cannot be copied piece by piece",
-                             "no_native_clone")
+                             CloneRefusal.NO_NATIVE_CLONE)
         what = "the object" if plain or len(pieces) == 1 else f"each of its {len(pieces)} segments"
         return ClonePlan("server_copy", f"same Swift account {here}: server-side copy of {what}")
 

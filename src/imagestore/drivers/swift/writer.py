@@ -1,7 +1,7 @@
 """The upload writer of the Swift driver: segments through the shared part uploader, then
 the claimed publish of :mod:`.publisher`.
 
-Segment PUTs go through :mod:`..chunked`: the store's ``concurrency`` in flight, each
+Segment PUTs go through :mod:`imagestore.spi.parts`: the store's ``concurrency`` in flight, each
 from a buffer of its own and resent on a transient failure, segment sizes growing so
 that the SLO's segment limit still reaches the cluster's largest object. A stream that
 ends within its first segment (and fits ``large_object_threshold``) is one plain PUT
