@@ -35,8 +35,8 @@ def peer_python(run: Run) -> tuple[str, str]:
     if importlib.util.find_spec("glance_store") is not None:
         return sys.executable, "glance_store is importable in the bench's interpreter (bench-peer extra)"
     env = {**os.environ, "GLANCE_SKIP_IMAGESTORE": "1"}
-    proc = subprocess.run(["bash", str(script("glance-venv.sh", "the glance_store side-by-side figures (--part peer) without the bench-peer extra"))], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    venv_sh = script("glance-venv.sh", "the glance_store side-by-side figures (--part peer) without bench-peer")
+    proc = subprocess.run(["bash", str(venv_sh)], capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"glance-venv.sh failed: {proc.stderr[-800:]}")
     venv = proc.stdout.strip().splitlines()[-1]

@@ -123,8 +123,8 @@ def radosgw(osd_mib: int) -> Iterator[Server]:
     try:
         if not reuse:
             env = {**os.environ, "CEPH_MON_PORT": str(free_port()), "CEPH_OSD_SIZE_MB": str(osd_mib)}
-            subprocess.run(["bash", str(script("ceph-start.sh", "--scenario s3 (its radosgw)")), str(directory)], env=env, check=True,
-                           capture_output=True, timeout=900)
+            start = script("ceph-start.sh", "--scenario s3 (its radosgw)")
+            subprocess.run(["bash", str(start), str(directory)], env=env, check=True, capture_output=True, timeout=900)
             started = True
             conf = str(directory / "ceph.conf")
             for key, value in (("rgw_gc_obj_min_wait", "0"), ("rgw_gc_processor_period", "5")):

@@ -78,8 +78,9 @@ class Saio:
                      "SWIFT_MEMCACHED_PORT")
             env = {**os.environ, **dict(zip(names, map(str, free_ports(5)), strict=True)), "SWIFT_NODE_TIMEOUT": "10"}
             log(f"swift: starting a SAIO in {self.dir}")
-            proc = subprocess.run(["bash", str(script("swift-start.sh", "--scenario swift")), str(self.dir)], env=env, text=True,
-                                  capture_output=True, timeout=900)
+            start = script("swift-start.sh", "--scenario swift")
+            proc = subprocess.run(["bash", str(start), str(self.dir)], env=env, text=True, capture_output=True,
+                                  timeout=900)
             if proc.returncode != 0:
                 raise RuntimeError(f"swift-start.sh failed: {proc.stderr[-2000:]}")
             self.owned = self.dir

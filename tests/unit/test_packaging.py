@@ -21,6 +21,7 @@ def test_every_harness_package_is_listed_in_pyproject() -> None:
     """``imagestore_bench`` (benchmarks/) and each of its folders are in the wheel."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     bench = ROOT / "benchmarks"
-    found = {".".join(("imagestore_bench", *init.parent.relative_to(bench).parts)) for init in bench.rglob("__init__.py")}
+    found = {".".join(("imagestore_bench", *init.parent.relative_to(bench).parts))
+             for init in bench.rglob("__init__.py")}
     assert {"imagestore_bench", "imagestore_bench.scenarios"} <= found
     assert found == {p for p in listed if p.startswith("imagestore_bench")}
