@@ -26,7 +26,7 @@ from .figures import MiB, parse_size, size_label
 DEFAULT_SIZES = ("64M", "256M", "1G")
 DEFAULT_LEVELS = (1, 4, 16)
 PARTS = ("store", "peer", "glance", "concurrency")
-#: the ``run(ctx) -> dict`` scenario modules (``scenario_NAME.py``), run through the legacy adapter
+#: the ``run(ctx) -> dict`` scenario modules (``scenarios/NAME.py``), run through the legacy adapter
 LEGACY_SCENARIOS = ("file", "formats", "rbd", "cache", "swift", "s3", "hardening")
 QUICK_SIZES = ("16M", "64M")
 QUICK_LEVELS = (1, 4)
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rss-size", action="append",
                    help="unknown-size add sizes of the S3/Swift RSS figure (default 1G 2G)")
     p.add_argument("--with-services", action="store_true",
-                   help="start Ceph with radosgw, a Swift SAIO and moto for the run, and stop them after")
+                   help="start Ceph with radosgw, a Swift SAIO and moto for the run, and stop them after "
+                        "(Ceph and Swift start from a source checkout's scripts/)")
     p.add_argument("--services", default="ceph,swift,moto", help="which services --with-services starts")
     p.add_argument("--glance", action="store_true", help="also upload/download through a real Glance "
                    "(imagestore vs glance_store drivers); needs scripts/glance-venv.sh")
@@ -96,7 +97,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if a.repeats is not None and a.repeats < 1:
         p.error("--repeats must be at least 1")
     a.repeats = a.repeats or (QUICK_REPEATS if q else 3)
+    _need_checkout(p, a)
     return a
+
+
+def _need_checkout(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """Ceph, Swift and Glance start from the source checkout's scripts: without one, say so before the run."""
+    from .env.checkout import need_checkout, source_tree
+
+    if source_tree() is not None:
+        return
+    wanted = {s.strip() for s in a.services.split(",")} if a.with_services else set()
+    for part in [*(f"--with-services {s}" for s in sorted(wanted & {"ceph", "swift"})), *(["--glance"] * a.glance)]:
+        p.error(need_checkout(part))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     faulthandler.enable()  # a crash in a C library (librbd) leaves its traceback in the log
     from . import report
-    from .noise import NoiseGuard
+    from .env.noise import NoiseGuard
     from .progress import Progress
     from .runner import Run, env_record
-    from .services import Services
-    from .xfs import XfsMount
+    from .env.services import Services
+    from .env.xfs import XfsMount
 
     args.out.mkdir(parents=True, exist_ok=True)
     plots = args.plots or args.out
@@ -198,9 +211,9 @@ def _planned_steps(args: argparse.Namespace, backends: list[Any]) -> int:
 
 def _run_all(run: Any, args: argparse.Namespace, backends: list[Any], cross: dict[str, Any],
              services: Any) -> None:
-    from .concurrency import run_concurrency
-    from .scenario_limits import run_machine_limits
-    from .scenario_store import StoreOptions, run_store
+    from .scenarios.concurrency import run_concurrency
+    from .scenarios.limits import run_machine_limits
+    from .scenarios.store import StoreOptions, run_store
 
     def wanted(part: str) -> list[Any]:
         if part not in args.parts:
@@ -217,11 +230,11 @@ def _run_all(run: Any, args: argparse.Namespace, backends: list[Any], cross: dic
                            cross=cross.get(b.name))
         run_store(run, b, opt)
     if not args.no_peer and wanted("peer"):
-        from .peer import run_peers
+        from .scenarios.peer import run_peers
 
         run_peers(run, wanted("peer"), args.sizes)
     if wanted("glance"):
-        from .glance import run_glance
+        from .scenarios.glance import run_glance
 
         run_glance(run, wanted("glance"), args.sizes)
     for b in wanted("concurrency") if args.levels else []:  # last: the longest part, after the single-stream figures
@@ -239,12 +252,12 @@ def run_legacy(run: Any, name: str, args: argparse.Namespace) -> None:
     """A ``run(ctx) -> dict`` scenario module, with the old Context; its result and targets go to the JSONL."""
     from imagestore.config import StoreSettings
 
-    from .context import Context
+    from .env.context import Context
 
     try:
-        module = importlib.import_module(f"{__package__}.scenario_{name}")
+        module = importlib.import_module(f"{__package__}.scenarios.{name}")
     except Exception as exc:  # absent or broken: a skip, not a failure of the run
-        run.skip(name, "-", f"scenario_{name} cannot be imported ({type(exc).__name__}: {exc})")
+        run.skip(name, "-", f"scenarios.{name} cannot be imported ({type(exc).__name__}: {exc})")
         return
     size = min(args.sizes[-1], 1 << 30)
     wd = run.workdir / f"legacy-{name}"

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from . import schema
 from .measure import Reported, Step, latency_fields, mb_s, measure
-from .noise import NoiseGuard
+from .env.noise import NoiseGuard
 from .progress import Progress
 
 POOL_BYTES = 256 << 20  # random bytes generated once; bigger sources repeat them

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import imagestore
 
-from .context import Context, settle
+from .env.context import Context, settle
 
 T = TypeVar("T")
 

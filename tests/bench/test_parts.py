@@ -12,10 +12,10 @@ from imagestore_bench import schema
 from imagestore_bench.figures import parse_size, size_label
 from imagestore_bench.limits import LIMITS
 from imagestore_bench.measure import latency_fields, percentile
-from imagestore_bench.noise import NoiseGuard
+from imagestore_bench.env.noise import NoiseGuard
 from imagestore_bench.progress import Progress
 from imagestore_bench.runner import Contender, Run
-from imagestore_bench.targets import evaluate
+from imagestore_bench.report.targets import evaluate
 
 
 class FakeClock:
@@ -132,7 +132,7 @@ def test_sizes_parse_and_print() -> None:
 
 
 def test_the_noise_guard_waits_no_longer_than_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    from imagestore_bench import noise as noise_module
+    from imagestore_bench.env import noise as noise_module
 
     clock = FakeClock()
     monkeypatch.setattr(noise_module, "time", clock)

@@ -16,7 +16,7 @@ import pytest
 import imagestore
 from imagestore import ChecksumMismatch, SizeMismatch
 from imagestore.testing.backends import FileBackend
-from imagestore.testing.chaos import Chaos, Corrupt, Eof, Fault, Kill, Raise, Stall
+from imagestore.testing.chaos import KILLABLE_ENV, Chaos, Corrupt, Eof, Fault, Kill, Raise, Stall, killable_env
 from imagestore.testing.faultrun import CASES, fault_run
 from imagestore.testing.payloads import chunks, payload
 from tests.services.ceph import CephCluster
@@ -136,7 +136,8 @@ def test_kill_after_exactly_n_bytes(tmp_path: Path) -> None:
         store.add("victim", chunks(payload(3 << 20, 5), 100_000), 3 << 20)
         print("survived")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **killable_env()})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert "survived" not in proc.stdout
     temps = list((root / ".tmp").iterdir())
@@ -146,6 +147,36 @@ def test_kill_after_exactly_n_bytes(tmp_path: Path) -> None:
     store = FileBackend(tmp_path).open("root")
     os.utime(temps[0], (0, 0))  # as old as a long-dead writer's
     assert store.sweep(0).removed == 1 and list((root / ".tmp").iterdir()) == []
+
+
+def test_kill_is_refused_in_a_process_not_started_to_be_killed(tmp_path: Path) -> None:
+    """A library caller (here a process whose parent did not mark it killable, and its grandchild
+    when the mark names another parent) is never SIGKILLed: attaching or adding a Kill rule
+    raises, and nothing is killed."""
+    code = textwrap.dedent(f"""
+        import sys
+        import imagestore
+        from imagestore.testing.chaos import Chaos, Fault, Kill, Raise
+        store = imagestore.open_store({{"driver": "file", "root": sys.argv[1]}}, "k")
+        try:
+            Chaos([Fault("write", Kill())]).attach(store)
+        except RuntimeError as exc:
+            print("attach refused:", exc)
+        chaos = Chaos([Fault("stat", Raise.transient(), calls={{99}})]).attach(store)
+        try:
+            chaos.add(Fault("write", Kill()))
+        except RuntimeError:
+            print("add refused")
+        store.add("x", b"z" * 10, 10)
+        print("survived")
+    """)
+    for i, env in enumerate(({}, {KILLABLE_ENV: "1"})):  # no mark; a mark naming another process
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"root{i}")], capture_output=True,
+                              text=True, timeout=60,
+                              env={**os.environ, **env})
+        assert proc.returncode == 0, (env, proc.returncode, proc.stderr)
+        assert "attach refused: Kill SIGKILLs the process it runs in" in proc.stdout, proc.stdout
+        assert "add refused" in proc.stdout and "survived" in proc.stdout, proc.stdout
 
 
 def test_bad_rules_are_refused() -> None:

@@ -116,7 +116,7 @@ def test_the_report_renders_again_from_the_jsonl(bench_run: tuple[Path, int, lis
 def test_targets_are_reported_even_when_their_store_did_not_run(
         bench_run: tuple[Path, int, list[dict[str, Any]], str]) -> None:
     _, _, records, _ = bench_run
-    from imagestore_bench.targets import evaluate
+    from imagestore_bench.report.targets import evaluate
 
     ts = {t["id"]: t for t in evaluate(records)}
     assert ts["rbd.add_vs_ideal.rbd"]["met"] is None and "no rbd" in ts["rbd.add_vs_ideal.rbd"]["reason"]
@@ -166,7 +166,7 @@ def test_help_and_legacy_scenarios_are_registered(capsys: pytest.CaptureFixture[
     assert "--with-services" in text and "--scenario" in text
     for name in LEGACY_SCENARIOS:
         assert name in text, name
-        module = importlib.import_module(f"imagestore_bench.scenario_{name}")
+        module = importlib.import_module(f"imagestore_bench.scenarios.{name}")
         assert callable(module.run), name
 
 

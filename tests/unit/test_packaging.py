@@ -15,3 +15,13 @@ def test_every_package_is_listed_in_pyproject() -> None:
     assert found, "no package found under src/"
     assert found - listed == set(), "packages missing from pyproject's packages list"
     assert {p for p in listed - found if not p.startswith("imagestore_bench")} == set(), "listed but absent"
+
+
+def test_every_harness_package_is_listed_in_pyproject() -> None:
+    """``imagestore_bench`` (benchmarks/) and each of its folders are in the wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    bench = ROOT / "benchmarks"
+    found = {".".join(("imagestore_bench", *init.parent.relative_to(bench).parts))
+             for init in bench.rglob("__init__.py")}
+    assert {"imagestore_bench", "imagestore_bench.scenarios"} <= found
+    assert found == {p for p in listed if p.startswith("imagestore_bench")}

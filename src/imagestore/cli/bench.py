@@ -69,8 +69,8 @@ def cmd_bench(ctx: Context) -> None:
     try:
         from imagestore_bench.harness import main as bench_main
     except ImportError as exc:
-        raise ImageStoreError(f"the benchmark harness is not installed ({exc}); install imagestore from a "
-                              "source checkout: pip install -e '.[bench]'") from exc
+        raise ImageStoreError(f"the benchmark harness cannot be imported ({exc}): "
+                              "pip install 'imagestore[bench]'") from exc
     raise SystemExit(bench_main(bench_argv(ctx.args)))
 
 

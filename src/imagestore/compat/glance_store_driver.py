@@ -16,17 +16,21 @@ import logging
 from collections.abc import Iterator
 from typing import IO, Any
 
-from glance_store import capabilities, driver, exceptions
-from glance_store import location as glance_location
-from oslo_config import cfg
+try:
+    from glance_store import capabilities, driver, exceptions
+    from glance_store import location as glance_location
+    from oslo_config import cfg
+except ImportError as exc:  # this module runs inside Glance, where glance_store is
+    raise ImportError(f"imagestore's glance_store driver needs glance_store ({exc}): "
+                      "pip install 'imagestore[glance]'") from exc
 
-from ..errors import ConfigError, ImageStoreError, InvalidLocation
-from ..location import Location
-from ..stores import Stores
-from . import glance_discovery
-from .backend import HASHING_KEY, AddResult, GlanceBackend, Reopening, Verifier
-from .glance_store_errors import Op, to_glance_store
-from .uris import form_for
+from ..errors import ConfigError, ImageStoreError, InvalidLocation  # noqa: E402
+from ..location import Location  # noqa: E402
+from ..stores import Stores  # noqa: E402
+from . import glance_discovery  # noqa: E402
+from .backend import HASHING_KEY, AddResult, GlanceBackend, Reopening, Verifier  # noqa: E402
+from .glance_store_errors import Op, to_glance_store  # noqa: E402
+from .uris import form_for  # noqa: E402
 
 __all__ = ["OPTIONS", "Store", "StoreLocation"]
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from glance_store import exceptions
+try:
+    from glance_store import exceptions
+except ImportError as exc:  # this module runs inside Glance, where glance_store is
+    raise ImportError(f"imagestore's glance_store driver needs glance_store ({exc}): "
+                      "pip install 'imagestore[glance]'") from exc
 
-from .. import errors
+from .. import errors  # noqa: E402
 
 __all__ = ["to_glance_store"]
 

@@ -18,7 +18,8 @@ Points are the driver calls: ``open_writer``, ``open_reader``, ``stat``, ``delet
 ``locate``, ``plan_clone``, ``clone``, ``sweep``, ``free_space``, ``clone_depth``,
 ``flatten``, ``adopt``; of a writer ``write``, ``commit``, ``abort``; of a reader
 ``read`` and ``close``. Actions: :class:`Raise` (``Transient``, an ``OSError`` with an
-errno, a driver bug), :class:`Stall`, :class:`Kill` (SIGKILL: nothing runs after it),
+errno, a driver bug), :class:`Stall`, :class:`Kill` (SIGKILL: nothing runs after it; only
+in a child started for it, whose parent put :func:`killable_env` in its environment),
 a :class:`Call` (another client's action placed where a race would
 put it), and for reads :class:`Corrupt` (one byte flipped) and :class:`Eof` (the stream ends
 early). With ``when="after"`` the real call happens first (a commit that published
@@ -53,9 +54,13 @@ __all__ = [
     "Corrupt",
     "Eof",
     "Fault",
+    "KILLABLE_ENV",
     "Kill",
     "Raise",
     "Stall",
+    "killable_env",
+    "may_kill_self",
+    "require_killable",
 ]
 
 DRIVER_POINTS = ("open_writer", "open_reader", "stat", "delete", "locate", "plan_clone", "clone", "sweep",
@@ -122,11 +127,38 @@ class Stall(Action):
         time.sleep(self.seconds)
 
 
+KILLABLE_ENV = "IMAGESTORE_CHAOS_KILLABLE"
+"""Set by a parent to its own PID in the environment of a child it starts to be killed."""
+
+
+def killable_env() -> dict[str, str]:
+    """The environment entry that lets :class:`Kill` end a child this process starts, and no other."""
+    return {KILLABLE_ENV: str(os.getpid())}
+
+
+def may_kill_self() -> bool:
+    """Whether this process is a child started to be killed: its parent named itself in
+    :data:`KILLABLE_ENV` (a grandchild, or the parent itself, is not)."""
+    return os.environ.get(KILLABLE_ENV) == str(os.getppid())
+
+
+def require_killable() -> None:
+    """RuntimeError unless :func:`may_kill_self`: a crash is simulated only in a disposable child."""
+    if not may_kill_self():
+        raise RuntimeError("Kill SIGKILLs the process it runs in: run it in a child started for it, with "
+                           "imagestore.testing.chaos.killable_env() in that child's environment "
+                           "(imagestore.testing.crash does)")
+
+
 @dataclass(frozen=True)
 class Kill(Action):
-    """SIGKILL this process: no cleanup, no ``finally``, exactly what a crash leaves."""
+    """SIGKILL this process: no cleanup, no ``finally``, exactly what a crash leaves.
+
+    Only in a child whose parent started it to be killed (:func:`killable_env`): elsewhere
+    :meth:`Chaos.attach` refuses a rule with it, and it raises instead of killing."""
 
     def before(self, chaos: Chaos, point: str) -> None:
+        require_killable()
         if chaos.on_kill is not None:
             chaos.on_kill(point)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -222,6 +254,8 @@ class Chaos:
     # ------------------------------------------------------------ rules
     def add(self, fault: Fault) -> Fault:
         """Add a rule (rules are tried in the order they were added); returns it."""
+        if isinstance(fault.action, Kill) and self._attached:
+            require_killable()
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -338,7 +372,10 @@ class Chaos:
 
     # ------------------------------------------------------------ attaching
     def attach(self, target: Any) -> Chaos:
-        """Instrument a Store's driver (or a Driver) in place; returns self."""
+        """Instrument a Store's driver (or a Driver) in place; returns self. A :class:`Kill` rule
+        is refused (RuntimeError) outside a child started to be killed."""
+        if any(isinstance(f.action, Kill) for f in self.faults):
+            require_killable()
         driver = getattr(target, "driver", target)
         patched: list[str] = []
         for point in DRIVER_POINTS:

@@ -42,7 +42,7 @@ import imagestore
 from imagestore import AlreadyExists, ChecksumMismatch, DeleteOutcome, ImageStoreError, InUse, NotFound, Store
 
 from .backends import STORES, Backend, visible
-from .chaos import Chaos, Fault, Kill
+from .chaos import Chaos, Fault, Kill, killable_env, require_killable
 from .payloads import chunks, digests, payload
 
 __all__ = ["OPS", "CrashSweep", "Point", "main"]
@@ -99,7 +99,9 @@ def _run_op(op: str, args: Mapping[str, Any], stores: Mapping[str, Store]) -> st
 
 
 def child(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Open the stores, arm the kill, run the operation; what it did (when it was not killed)."""
+    """Open the stores, arm the kill, run the operation; what it did (when it was not killed).
+    Only in a child the parent side started to be killed (RuntimeError elsewhere)."""
+    require_killable()
     stores = {name: imagestore.open_store({**table, **SETTINGS}, name) for name, table in job["tables"].items()}
     kill = job["kill"]
     chaos = Chaos()
@@ -234,7 +236,8 @@ class CrashSweep:
     def _spawn(self, op: str, args: Mapping[str, Any], kill: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
         job = {"tables": self.tables, "op": op, "args": dict(args), "kill": dict(kill)}
         proc = subprocess.Popen([sys.executable, "-m", "imagestore.testing.crash"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **killable_env()})
         try:
             out, err = proc.communicate(json.dumps(job), timeout=CHILD_TIMEOUT)
         except subprocess.TimeoutExpired:

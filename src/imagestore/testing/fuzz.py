@@ -6,21 +6,21 @@ at CI size; :func:`run` runs them at any size for the benchmark and counts the
 examples. The rules: a location round-trips and never prints a credential;
 configuration errors are ConfigErrors naming a key and never echo a secret; the
 command line exits 0, 1 or 2 with one line on error, never a traceback, never a
-secret.
+secret. hypothesis (the ``testing`` extra) is imported by the strategies and :func:`run`
+only, so the ``check_*`` properties work without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 from imagestore import ConfigError, ImageStoreError, InvalidLocation, Location, Stores
 from imagestore.location import SCHEMES
@@ -31,19 +31,55 @@ __all__ = ["SECRET", "check_cli", "check_config", "check_glance_uri", "check_loc
 SECRET = "Sup3rS3cr3t-7f2c9a"
 """The secret every property plants; it must never come out of imagestore."""
 SECRET_ENV = "IMAGESTORE_FUZZ_SECRET"
+INSTALL_HINT = "pip install 'imagestore[testing]'"
 
-_SEG = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12).filter(
-    lambda s: s not in (".", ".."))
-_STORE = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True)
-_HOSTCHARS = st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=16)
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 
-@st.composite
-def locations(draw: st.DrawFn) -> Location:
+def _hypothesis() -> SimpleNamespace:
+    """hypothesis' ``given``, ``settings``, ``HealthCheck`` and ``strategies``, imported on first use."""
+    try:
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies
+    except ImportError as exc:
+        raise ImportError(f"imagestore.testing.fuzz needs hypothesis ({exc}): {INSTALL_HINT}") from exc
+    return SimpleNamespace(HealthCheck=HealthCheck, given=given, settings=settings, st=strategies)
+
+
+@functools.cache
+def _strategies() -> SimpleNamespace:
+    """Every strategy of the properties, built once, when hypothesis is first needed."""
+    st = _hypothesis().st
+    seg = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12).filter(
+        lambda s: s not in (".", ".."))
+    store = st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,10}", fullmatch=True)
+    hostchars = st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=16)
+    key = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+    values = (st.integers(-5, 1 << 40) | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
+              | st.text(max_size=12) | st.just(SECRET) | st.lists(st.text(max_size=6), max_size=3)
+              | st.just({"env": SECRET_ENV}) | st.just({"env": "IMAGESTORE_FUZZ_UNSET"})
+              | st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
+    return SimpleNamespace(
+        st=st, seg=seg, store=store, hostchars=hostchars, key=key, values=values,
+        secretish=st.text(st.sampled_from("abcXYZ019+/=:@_-"), min_size=1, max_size=24),
+        keys=st.sampled_from(_CONFIG_KEYS), drivers=st.sampled_from(["file", "memory", "rbd", "s3", "swift", "http",
+                                                                    "nosuch", SECRET]),
+        locations=st.composite(_draw_location), glance_uris=st.composite(_draw_glance_uri),
+        configs=st.composite(_draw_config))
+
+
+def locations() -> st.SearchStrategy[Location]:
     """Any valid location: known or third-party scheme, any host and segments, any store."""
+    return cast("st.SearchStrategy[Location]", _strategies().locations())
+
+
+def _draw_location(draw: st.DrawFn) -> Location:
+    s = _strategies()
+    st = s.st
     scheme = draw(st.sampled_from(sorted(SCHEMES)) | st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True))
-    return Location(scheme, draw(_HOSTCHARS), tuple(draw(st.lists(_SEG, min_size=1, max_size=4))),
-                    draw(st.none() | _STORE))
+    return Location(scheme, draw(s.hostchars), tuple(draw(st.lists(s.seg, min_size=1, max_size=4))),
+                    draw(st.none() | s.store))
 
 
 def check_location_roundtrip(loc: Location) -> None:
@@ -53,24 +89,25 @@ def check_location_roundtrip(loc: Location) -> None:
     assert Location.parse(Location.parse(text)) == loc
 
 
-_SECRETISH = st.text(st.sampled_from("abcXYZ019+/=:@_-"), min_size=1, max_size=24)
-_KEY = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
-
-
-@st.composite
-def glance_uris(draw: st.DrawFn) -> tuple[str, tuple[str, ...], str]:
+def glance_uris() -> st.SearchStrategy[tuple[str, tuple[str, ...], str]]:
     """A glance_store URI that embeds :data:`SECRET` (salted), the segments it names, the secret."""
-    secret = SECRET + draw(_SECRETISH)
+    return cast("st.SearchStrategy[tuple[str, tuple[str, ...], str]]", _strategies().glance_uris())
+
+
+def _draw_glance_uri(draw: st.DrawFn) -> tuple[str, tuple[str, ...], str]:
+    s = _strategies()
+    st = s.st
+    secret = SECRET + draw(s.secretish)
     user = draw(st.from_regex(r"[A-Za-z0-9_.-]{1,10}", fullmatch=True))
     host = draw(st.from_regex(r"[a-z0-9.-]{1,12}(:[0-9]{2,5})?", fullmatch=True))
     kind = draw(st.sampled_from(["s3", "s3+http", "s3+https", "swift", "swift+http", "swift+https", "http", "https"]))
     if kind.startswith("swift"):
         account = draw(st.none() | st.from_regex(r"[A-Za-z0-9_]{1,8}", fullmatch=True))
         auth = f"{account}:{user}" if account else user
-        path = tuple(draw(st.lists(_KEY, min_size=2, max_size=2)))
+        path = tuple(draw(st.lists(s.key, min_size=2, max_size=2)))
         extra = draw(st.sampled_from(["", "v1.0/", "auth/v1.0/"]))
         return f"{kind}://{auth}:{secret}@{host}/{extra}{'/'.join(path)}", path, secret
-    path = tuple(draw(st.lists(_KEY, min_size=2, max_size=3)))
+    path = tuple(draw(st.lists(s.key, min_size=2, max_size=3)))
     return f"{kind}://{user}:{secret}@{host}/{'/'.join(path)}", path, secret
 
 
@@ -109,29 +146,29 @@ def check_parse_anything(text: str) -> None:
 
 
 # ---------------------------------------------------------------------- configuration
-_VALUES = (st.integers(-5, 1 << 40) | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
-           | st.text(max_size=12) | st.just(SECRET) | st.lists(st.text(max_size=6), max_size=3)
-           | st.just({"env": SECRET_ENV}) | st.just({"env": "IMAGESTORE_FUZZ_UNSET"})
-           | st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
-_KEYS = st.sampled_from(["driver", "root", "max_image_size", "checksums", "allowed_formats", "cow_requires_raw",
+_CONFIG_KEYS = (["driver", "root", "max_image_size", "checksums", "allowed_formats", "cow_requires_raw",
                          "inspect", "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff",
                          "auto_sweep", "sweep_older_than", "max_concurrent_adds", "idle_timeout", "file_mode",
                          "pool", "conf", "user", "keyring", "endpoint", "bucket", "region", "access_key",
                          "secret_key", "key", "auth_url", "container", "namespace", "read_only", "bogus"])
-_DRIVERS = st.sampled_from(["file", "memory", "rbd", "s3", "swift", "http", "nosuch", SECRET])
 
 
-@st.composite
-def configs(draw: st.DrawFn) -> dict[str, Any]:
+def configs() -> st.SearchStrategy[dict[str, Any]]:
     """A configuration table, mostly well-formed, with hostile values in random keys."""
+    return cast("st.SearchStrategy[dict[str, Any]]", _strategies().configs())
+
+
+def _draw_config(draw: st.DrawFn) -> dict[str, Any]:
+    s = _strategies()
+    st = s.st
     stores = {}
     for _ in range(draw(st.integers(0, 3))):
-        name = draw(_STORE | st.text(max_size=6))
-        table: dict[str, Any] = {"driver": draw(_DRIVERS | _VALUES)} if draw(st.booleans()) or True else {}
+        name = draw(s.store | st.text(max_size=6))
+        table: dict[str, Any] = {"driver": draw(s.drivers | s.values)} if draw(st.booleans()) or True else {}
         if table["driver"] == "file" and draw(st.booleans()):
             table["root"] = "/nonexistent/imagestore-fuzz"
-        for key in draw(st.lists(_KEYS, max_size=5)):
-            table[key] = draw(_VALUES)
+        for key in draw(st.lists(s.keys, max_size=5)):
+            table[key] = draw(s.values)
         if draw(st.booleans()):
             table["secret_key"] = draw(st.sampled_from([SECRET, {"env": SECRET_ENV}]))
         stores[name] = table
@@ -139,7 +176,7 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         config["default"] = draw(st.sampled_from([*stores, "x", SECRET]) if stores else st.just("x"))
     if draw(st.integers(0, 9)) == 0:
-        config[draw(st.text(max_size=5))] = draw(_VALUES)
+        config[draw(st.text(max_size=5))] = draw(s.values)
     return config
 
 
@@ -193,6 +230,7 @@ _WORDS = ["stores", "add", "get", "stat", "rm", "clone", "locate", "sweep", "ins
 
 def cli_argv() -> st.SearchStrategy[list[str]]:
     """Command lines of plausible words and hostile strings (never ``bench``)."""
+    st = _strategies().st
     word = st.sampled_from(_WORDS) | st.text(max_size=8)
     return st.lists(word, max_size=8).filter(lambda argv: "bench" not in argv)
 
@@ -241,6 +279,8 @@ def _echo_is_usage(stderr: str) -> bool:
 # ---------------------------------------------------------------------- benchmark
 def run(examples: int, seed: int = 0) -> dict[str, Any]:
     """Every property with ``examples`` examples each; examples run and failures found."""
+    h = _hypothesis()
+    st, given, settings, HealthCheck = h.st, h.given, h.settings, h.HealthCheck
     counts: dict[str, int] = {}
     failures: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="imagestore-fuzz-"))

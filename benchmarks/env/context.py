@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .figures import LoadMeter, gib_label
+from ..figures import LoadMeter, gib_label
 
 POOL = 256 << 20  # random bytes generated once; bigger sources repeat them
 QUIET_WINDOW = 0.2  # seconds sampled to decide the machine is idle

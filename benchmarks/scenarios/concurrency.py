@@ -21,9 +21,9 @@ from typing import Any
 
 import imagestore
 
-from .backends import Backend
-from .measure import Reported
-from .runner import Contender, Fn, Run
+from ..backends import Backend
+from ..measure import Reported
+from ..runner import Contender, Fn, Run
 
 REPEATS = 2
 
@@ -151,7 +151,7 @@ def client_processes(b: Backend, op: str, n: int, job: dict[str, Any]) -> Callab
         procs = []
         for i in range(n):
             one = {"spec": b.spec, "name": b.name, "op": op, "ops": 1, "prefix": f"{prefix}-{i}", **job}
-            procs.append(subprocess.Popen([sys.executable, "-m", "imagestore_bench.client", json.dumps(one)],
+            procs.append(subprocess.Popen([sys.executable, "-m", "imagestore_bench.scenarios.client", json.dumps(one)],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         results: list[dict[str, Any]] = []
 

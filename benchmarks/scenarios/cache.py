@@ -2,7 +2,7 @@
 most 1.1x a plain verified ``download_to``, and a mostly-zero raw image is written sparsely.
 
 Public API only. Runs inside ``imagestore bench --scenario cache`` (``run(ctx)``) or alone:
-``python -m benchmarks.scenario_cache --size-gib 1 --sparse-gib 8``.
+``python -m imagestore_bench.scenarios.cache --size-gib 1 --sparse-gib 8``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import imagestore
 
-from .context import Context, run_parts
-from .figures import gib_label, ratio, target
-from .stores import file_store, remove_tree, timed
+from ..env.context import Context, run_parts
+from ..figures import gib_label, ratio, target
+from ..stores import file_store, remove_tree, timed
 
 SPARSE_DATA = 0.01  # share of the sparse image that is data
 HIT_RUNS = 200

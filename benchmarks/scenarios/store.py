@@ -17,10 +17,10 @@ from typing import Any
 
 import imagestore
 
-from .backends import Backend
-from .figures import size_label
-from .measure import Step
-from .runner import Contender, Fn, Run
+from ..backends import Backend
+from ..figures import size_label
+from ..measure import Step
+from ..runner import Contender, Fn, Run
 
 STAT_CALLS = 20  # calls timed per stat/locate repeat (their latency percentiles)
 CLONE_MODES = ("cow", "server_copy", "stream")

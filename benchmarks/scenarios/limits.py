@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from . import limits
-from .runner import Contender, Fn, Run
+from .. import limits
+from ..runner import Contender, Fn, Run
 
 
 def run_machine_limits(run: Run, sizes: Sequence[int], algorithms: Sequence[str]) -> None:

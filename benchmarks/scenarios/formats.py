@@ -17,9 +17,9 @@ from typing import Any
 
 import imagestore
 
-from .context import Context, warm
-from .figures import MB, gib_label, ratio, summarize, target
-from .stores import file_store, remove_tree, timed
+from ..env.context import Context, warm
+from ..figures import MB, gib_label, ratio, summarize, target
+from ..stores import file_store, remove_tree, timed
 
 OVERHEAD_LIMIT = 0.05
 

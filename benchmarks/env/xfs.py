@@ -7,7 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from .checkout import SCRIPTS, need_checkout
+
 REFLINK_FS = frozenset({"xfs", "btrfs", "bcachefs", "ocfs2"})
 
 
@@ -59,7 +60,7 @@ class XfsMount:
             return
         script = SCRIPTS / "xfs-mount.sh"
         if not script.exists():
-            self.skip = f"skipped: no XFS ({script} not found)"
+            self.skip = f"skipped: no XFS ({need_checkout('mounting one', 'scripts/xfs-mount.sh')}; or pass --xfs DIR)"
             return
         target = requested or Path(f"/var/tmp/imagestore-bench-xfs-{os.getpid()}")
         log(f"mounting an XFS reflink filesystem on {target} ({size_gib}G sparse)")

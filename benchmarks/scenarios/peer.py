@@ -19,11 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, _secret
-from .figures import size_label
-from .runner import Contender, Fn, Run
+from ..backends import Backend, _secret
+from ..env.checkout import script
+from ..figures import size_label
+from ..runner import Contender, Fn, Run
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 #: modules the Glance venv lacks for glance_store's rbd, s3 and swift drivers, linked from this interpreter
 #: (rados/rbd: Debian's python3-rados/python3-rbd, built for CPython 3.11)
 OVERLAY_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "swiftclient")
@@ -35,8 +35,8 @@ def peer_python(run: Run) -> tuple[str, str]:
     if importlib.util.find_spec("glance_store") is not None:
         return sys.executable, "glance_store is importable in the bench's interpreter (bench-peer extra)"
     env = {**os.environ, "GLANCE_SKIP_IMAGESTORE": "1"}
-    proc = subprocess.run(["bash", str(SCRIPTS / "glance-venv.sh")], capture_output=True, text=True, env=env,
-                          timeout=1800)
+    venv_sh = script("glance-venv.sh", "the glance_store side-by-side figures (--part peer) without bench-peer")
+    proc = subprocess.run(["bash", str(venv_sh)], capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"glance-venv.sh failed: {proc.stderr[-800:]}")
     venv = proc.stdout.strip().splitlines()[-1]

@@ -1,7 +1,7 @@
 """The JSONL of a run as a Markdown report, and its PNG plots.
 
 ``python -m imagestore_bench.report results.jsonl [--plots DIR]`` renders a
-run again (a JSON report of the older harness is rendered by ``report_json``).
+run again (a JSON report of the older harness is rendered by :mod:`.legacy_json`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import limits, targets
-from .figures import size_label
+from .. import limits
+from . import targets
+from ..figures import size_label
 
 Rec = dict[str, Any]
 GiB = 1 << 30
@@ -179,7 +180,7 @@ def _runs(records: list[Rec]) -> list[tuple[Rec, Rec]]:
 
 def plots(records: list[Rec], directory: Path) -> list[str]:
     """Draw the PNGs; returns notes (what was written, or why nothing was)."""
-    from . import plots as p
+    from . import charts as p
 
     return p.draw(records, directory)
 
@@ -192,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     text = args.jsonl[0].read_text()
     if text.lstrip().startswith("{") and not text.lstrip().startswith('{"kind"'):
-        from . import report_json  # a JSON report of the older harness
+        from . import legacy_json  # a JSON report of the older harness
 
-        print(report_json.markdown(json.loads(text)), end="")
+        print(legacy_json.markdown(json.loads(text)), end="")
         return 0
     records = [r for path in args.jsonl for r in load(path)]
     print(markdown(records), end="")

@@ -1,4 +1,4 @@
-"""One benchmark client process (``python -m imagestore_bench.client JOB``) for the process-mode figures.
+"""One benchmark client process (``python -m imagestore_bench.scenarios.client JOB``) for the process-mode figures.
 
 It opens the store from the job's spec (secrets by environment reference),
 prints ``ready``, waits for ``go`` on stdin, runs its operations, and prints one

@@ -47,7 +47,7 @@ def _grid(plt: Any, n: int, w: float = 5.0, h: float = 3.6) -> tuple[Any, list[A
 
 
 def _size_ticks(ax: Any, sizes: list[int]) -> None:
-    from .figures import size_label
+    from ..figures import size_label
 
     ticks = sorted(set(sizes))
     ax.set_xticks([t / MiB for t in ticks], [size_label(t) for t in ticks])

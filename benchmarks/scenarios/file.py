@@ -17,10 +17,11 @@ from typing import Any
 
 from imagestore.engine.hashing import strongest
 
-from . import baselines, rss
-from .context import Context, run_parts, warm
-from .figures import gib_label, ratio, summarize, target
-from .stores import drain, file_store, remove_tree, timed
+from .. import baselines
+from ..env import rss
+from ..env.context import Context, run_parts, warm
+from ..figures import gib_label, ratio, summarize, target
+from ..stores import drain, file_store, remove_tree, timed
 
 RSS_LIMIT = 1.10  # "does not grow": the big image's peak within 10 % of the small one's
 RSS_REPEATS = 2  # the worst peak of a few runs: how many chunks are in flight at once varies

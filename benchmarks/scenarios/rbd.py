@@ -1,4 +1,4 @@
-"""RBD scenario (``--scenario rbd`` and ``python -m imagestore_bench.scenario_rbd``): the generic scenario
+"""RBD scenario (``--scenario rbd`` and ``python -m imagestore_bench.scenarios.rbd``): the generic scenario
 on an RBD store, through the public API only, as a ``run(ctx) -> dict`` module.
 
 It uses the cluster named by ``CEPH_CONF`` (user ``CEPH_USER``, default admin,
@@ -20,12 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, RbdBackend
-from .figures import GiB, size_label
-from .runner import Run
-from .scenario_store import StoreOptions, run_store
-from .services import Services
-from .targets import evaluate
+from ..backends import Backend, RbdBackend
+from ..figures import GiB, size_label
+from ..runner import Run
+from .store import StoreOptions, run_store
+from ..env.services import Services
+from ..report.targets import evaluate
 
 
 def _sizes(ctx: Any) -> list[int]:
@@ -92,7 +92,7 @@ class _ScriptContext:
 
 
 if __name__ == "__main__":
-    from .figures import parse_size
+    from ..figures import parse_size
 
     sizes = [parse_size(a) for a in sys.argv[1:]] or [GiB]
     with tempfile.TemporaryDirectory(prefix="rbdbench-", dir="/var/tmp") as tmp:

@@ -6,7 +6,7 @@ v2) with a radosgw on the second, moto's S3 server and a Swift SAIO, through the
 project's scripts; a backend that cannot start is reported as skipped. Set
 ``IMAGESTORE_CEPH_V1_DIR``/``IMAGESTORE_CEPH_V2_DIR`` or ``IMAGESTORE_SWIFT_DIR`` to reuse
 running ones. ``ctx.quick`` gives a smoke-sized run. Also a script:
-``python -m imagestore_bench.scenario_hardening [--quick]`` prints the JSON.
+``python -m imagestore_bench.scenarios.hardening [--quick]`` prints the JSON.
 
 The figures the README reports, per backend and overall: kill points, images lost,
 corrupt reads returned, orphans after sweep, faults injected per kind, operations under
@@ -38,10 +38,10 @@ from imagestore.testing.crash import OPS, WRITES, CrashSweep
 from imagestore.testing.faultrun import fault_run
 from imagestore.testing.load import load_run
 
-from .services import free_port, free_ports, read_env
+from ..env.checkout import REPO, NeedsCheckout, need_checkout
+from ..env.checkout import script as script_path
+from ..env.services import free_port, free_ports, read_env
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-REPO = Path(__file__).resolve().parents[1]
 FULL: dict[str, Any] = {"calls_per_op": 14, "bytes_per_write": 4, "fault_rounds": 5, "load_seconds": 20.0,
                         "fuzz_examples": 2000, "inspector_examples": 400}
 QUICK: dict[str, Any] = {"calls_per_op": 1, "bytes_per_write": 1, "fault_rounds": 1, "load_seconds": 3.0,
@@ -59,7 +59,11 @@ class Services:
         self.secrets: list[str] = []
 
     def _run(self, script: str, directory: Path, env: dict[str, str]) -> str:
-        proc = subprocess.run(["bash", str(SCRIPTS / script), str(directory)], env={**os.environ, **env},
+        try:
+            path = script_path(script, "--scenario hardening (its services)")
+        except NeedsCheckout as exc:
+            return str(exc)
+        proc = subprocess.run(["bash", str(path), str(directory)], env={**os.environ, **env},
                               capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             return f"{script} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-600:]}"
@@ -270,7 +274,7 @@ def _advisories() -> dict[str, Any]:
     """Run the security suite (tests/security) when the source checkout has it."""
     tests = REPO / "tests" / "security"
     if not tests.is_dir():
-        return {"skipped": "tests/security is not in this checkout"}
+        return {"skipped": need_checkout("the advisories figure (tests/security)", "tests/security/")}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)], cwd=REPO,
                           capture_output=True, text=True, timeout=900)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]

@@ -6,7 +6,7 @@ DIR) or starts a throwaway one on free ports and stops it afterwards. Sizes: ``c
 for throughput and clones (1 GiB by default), twice that for the memory figure. Only the
 public API is used: ``imagestore.open_store``, ``Store.add/open/clone/delete`` (and, for
 "hashing off", the driver's own writer). Also runnable as a script:
-``python benchmarks/scenario_swift.py [WORKDIR] [SIZE_GIB]`` prints JSON.
+``python -m imagestore_bench.scenarios.swift [WORKDIR] [SIZE_GIB]`` prints JSON.
 """
 
 from __future__ import annotations
@@ -21,18 +21,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-try:
-    from .figures import target
-    from .services import free_ports, read_env
-except ImportError:  # run as a script
-    from figures import target  # type: ignore[no-redef]
-    from services import free_ports, read_env  # type: ignore[no-redef]
+from ..env.checkout import SCRIPTS, script
+from ..env.services import free_ports, read_env
+from ..figures import target
 
 MiB = 1 << 20
 GiB = 1 << 30
 SEGMENT = 32 * MiB
 CONCURRENCY = 4
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 KEY_ENV = "IMAGESTORE_BENCH_SWIFT_KEY"
 
 _RSS_CHILD = r"""
@@ -82,8 +78,9 @@ class Saio:
                      "SWIFT_MEMCACHED_PORT")
             env = {**os.environ, **dict(zip(names, map(str, free_ports(5)), strict=True)), "SWIFT_NODE_TIMEOUT": "10"}
             log(f"swift: starting a SAIO in {self.dir}")
-            proc = subprocess.run(["bash", str(SCRIPTS / "swift-start.sh"), str(self.dir)], env=env, text=True,
-                                  capture_output=True, timeout=900)
+            start = script("swift-start.sh", "--scenario swift")
+            proc = subprocess.run(["bash", str(start), str(self.dir)], env=env, text=True, capture_output=True,
+                                  timeout=900)
             if proc.returncode != 0:
                 raise RuntimeError(f"swift-start.sh failed: {proc.stderr[-2000:]}")
             self.owned = self.dir

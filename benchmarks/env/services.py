@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from .checkout import SCRIPTS, script
+
 MOTO_TIMEOUT_S = 60.0
 RGW_GC = {"rgw_gc_obj_min_wait": "0", "rgw_gc_processor_period": "10", "rgw_gc_processor_max_time": "10"}
 
@@ -165,7 +166,7 @@ class Services:
                "MALLOC_MMAP_THRESHOLD_": str(1 << 20), "MALLOC_ARENA_MAX": "2"}
         self._stops.append(lambda: _run([str(SCRIPTS / "ceph-stop.sh"), str(d)]))
         self._orphan(dirs=["ceph", str(d)])
-        _run([str(SCRIPTS / "ceph-start.sh"), str(d)], env=env, timeout=900, check=True)
+        _run([str(script("ceph-start.sh", "--with-services ceph")), str(d)], env=env, timeout=900, check=True)
         # radosgw frees a deleted object's data only when its garbage collector runs (by default 2 h
         # later, once an hour): a benchmark that writes and deletes GiBs would fill the memstore OSD.
         # Set before radosgw starts, so it reads them from the mon's config database.
@@ -181,7 +182,7 @@ class Services:
         env = {**os.environ, **dict(zip(names, map(str, free_ports(len(names))), strict=True))}
         self._stops.append(lambda: _run([str(SCRIPTS / "swift-stop.sh"), str(d)]))
         self._orphan(dirs=["swift", str(d)])
-        _run([str(SCRIPTS / "swift-start.sh"), str(d)], env=env, timeout=900, check=True)
+        _run([str(script("swift-start.sh", "--with-services swift")), str(d)], env=env, timeout=900, check=True)
         self.swift = Swift(d, read_env(d / "env"))
         for var in ("NO_PROXY", "no_proxy"):
             os.environ[var] = "127.0.0.1,localhost"

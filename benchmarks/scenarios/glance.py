@@ -17,10 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend
+from ..backends import Backend
 from .peer import overlay
-from .runner import Contender, Fn, Run
-from .services import SCRIPTS, free_ports
+from ..runner import Contender, Fn, Run
+from ..env.checkout import SCRIPTS, script
+from ..env.services import free_ports
 
 IDENTITY = {"X-Identity-Status": "Confirmed", "X-Roles": "admin,member,reader",
             "X-Project-Id": "imagestore-bench", "X-User-Id": "imagestore-bench"}
@@ -31,7 +32,7 @@ class Glance:
     """A Glance started in ``dir`` and stopped by :meth:`stop`."""
 
     def __init__(self, run: Run, backends: dict[str, str], sections: dict[str, dict[str, Any]]) -> None:
-        proc = subprocess.run(["bash", str(SCRIPTS / "glance-venv.sh")], capture_output=True, text=True,
+        proc = subprocess.run(["bash", str(script("glance-venv.sh", "--glance"))], capture_output=True, text=True,
                               timeout=1800)
         if proc.returncode != 0:
             raise RuntimeError(f"glance-venv.sh failed: {proc.stderr[-800:]}")
@@ -63,7 +64,7 @@ class Glance:
         return " | ".join(bad[-lines:])[-1500:]
 
     def pids(self) -> list[int]:
-        from .services import pids_in
+        from ..env.services import pids_in
 
         return pids_in(self.dir)
 

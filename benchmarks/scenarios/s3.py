@@ -14,7 +14,7 @@ Figures, per server:
 ``run(ctx)`` uses ``ctx.size`` (the throughput size), ``ctx.runs`` and ``ctx.workdir``. Servers:
 ``IMAGESTORE_MOTO_ENDPOINT`` or a moto server started here; ``IMAGESTORE_CEPH_V2_DIR`` (a
 cluster of scripts/ceph-start.sh with radosgw) or a throwaway cluster started and stopped here.
-Also a script: ``python benchmarks/scenario_s3.py [--size-gib 1] [--rss-gib 1 2] [--runs 2]``.
+Also a script: ``python -m imagestore_bench.scenarios.s3 [--size-gib 1] [--rss-gib 1 2] [--runs 2]``.
 """
 
 from __future__ import annotations
@@ -32,13 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-try:
-    from .services import free_port
-except ImportError:  # run as a script
-    from services import free_port  # type: ignore[no-redef]
+from ..env.checkout import SCRIPTS, script
+from ..env.services import free_port
 
 GiB, MiB = 1 << 30, 1 << 20
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 _CLIENT_OPTS = ("signature_version='s3v4', s3={'addressing_style': 'path'}, "
                 "request_checksum_calculation='when_required', response_checksum_validation='when_required'")
 
@@ -126,8 +123,8 @@ def radosgw(osd_mib: int) -> Iterator[Server]:
     try:
         if not reuse:
             env = {**os.environ, "CEPH_MON_PORT": str(free_port()), "CEPH_OSD_SIZE_MB": str(osd_mib)}
-            subprocess.run(["bash", str(SCRIPTS / "ceph-start.sh"), str(directory)], env=env, check=True,
-                           capture_output=True, timeout=900)
+            start = script("ceph-start.sh", "--scenario s3 (its radosgw)")
+            subprocess.run(["bash", str(start), str(directory)], env=env, check=True, capture_output=True, timeout=900)
             started = True
             conf = str(directory / "ceph.conf")
             for key, value in (("rgw_gc_obj_min_wait", "0"), ("rgw_gc_processor_period", "5")):

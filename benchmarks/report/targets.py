@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .figures import size_label
+from ..figures import size_label
 
 GiB = 1 << 30
 Rec = dict[str, Any]
