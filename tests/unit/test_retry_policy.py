@@ -32,7 +32,8 @@ SLEEP_ALLOWED: dict[str, tuple[int, str]] = {
     "testing/crash.py": (3, "the crash harness waits for dead writers' locks and watches to lapse before sweeping"),
 }
 _SLEEP = re.compile(r"\b(?:time\.|asyncio\.)?sleep\(")
-_LOOP = re.compile(r"\bfor\s+\w*attempt\w*\s+in\b|\bbackoff_delay\(|max_retries\s*=\s*[1-9]|max_attempts\"?\s*[:=]\s*[2-9]")
+_LOOP = re.compile(r"\bfor\s+\w*attempt\w*\s+in\b|\bbackoff_delay\("  # a loop over attempts, a backoff
+                   r"|max_retries\s*=\s*[1-9]|max_attempts\"?\s*[:=]\s*[2-9]")  # a client that retries itself
 _SITE = re.compile(r"\bsite=\"([a-z0-9-]+)\"")
 
 
