@@ -14,6 +14,7 @@ from typing import Any
 
 from .spi.contract import Option
 from .spi.options import Secret, parse_duration, parse_size
+from .spi.retry import RetryPolicy, Timeouts
 from .errors import ConfigError
 from .formats import DEFAULT_ALLOWED_FORMATS, KNOWN_FORMATS, FormatPolicy
 from .engine.hashing import DEFAULT_ALGORITHMS, validate_algorithms
@@ -73,7 +74,11 @@ def validate_driver_options(
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """The facade's policy for one store: limits, checksums, format policy, retries, sweeping."""
+    """The facade's policy for one store: limits, checksums, format policy, retries, timeouts, sweeping.
+
+    ``connect_timeout`` and ``io_timeout`` (seconds) reach every driver's client; a driver's
+    own ``read_timeout``/``op_timeout`` option, when set, overrides ``io_timeout`` for it.
+    """
 
     max_image_size: int | None = None
     checksums: tuple[str, ...] = DEFAULT_ALGORITHMS
@@ -84,6 +89,8 @@ class StoreSettings:
     concurrency: int | None = None
     retries: int = 3
     retry_backoff: float = 0.2
+    connect_timeout: float = 10.0
+    io_timeout: float = 60.0
     auto_sweep: bool = True
     sweep_older_than: float = 3600.0
     max_concurrent_adds: int | None = None
@@ -92,7 +99,7 @@ class StoreSettings:
     KEYS = frozenset({
         "max_image_size", "checksums", "allowed_formats", "cow_requires_raw", "inspect",
         "verify_reads", "chunk_size", "concurrency", "retries", "retry_backoff", "auto_sweep",
-        "sweep_older_than", "max_concurrent_adds", "idle_timeout",
+        "connect_timeout", "io_timeout", "sweep_older_than", "max_concurrent_adds", "idle_timeout",
     })
 
     @classmethod
@@ -141,6 +148,12 @@ class StoreSettings:
             if not 0 <= float(val) <= 60:  # type: ignore[arg-type]
                 raise ConfigError("must be between 0 and 60 seconds", key=f"{prefix}.retry_backoff")
             kw["retry_backoff"] = val
+        for key, most in (("connect_timeout", 600.0), ("io_timeout", 3600.0)):
+            if key in values:
+                val = _check_type(values[key], Option((int, float)), f"{prefix}.{key}")
+                if isinstance(val, bool) or not 0 < float(val) <= most:  # type: ignore[arg-type]
+                    raise ConfigError(f"must be more than 0 and at most {most:g} seconds", key=f"{prefix}.{key}")
+                kw[key] = float(val)  # type: ignore[arg-type]
         if "sweep_older_than" in values:
             kw["sweep_older_than"] = parse_duration(values["sweep_older_than"], f"{prefix}.sweep_older_than")
         if "max_concurrent_adds" in values:
@@ -152,3 +165,13 @@ class StoreSettings:
             idle = parse_duration(values["idle_timeout"], f"{prefix}.idle_timeout")
             kw["idle_timeout"] = idle or None  # 0 turns it off
         return cls(**kw)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The store's retry policy (``retries``, ``retry_backoff``)."""
+        return RetryPolicy(retries=self.retries, backoff=self.retry_backoff)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The store's ``connect_timeout`` and ``io_timeout``."""
+        return Timeouts(connect=self.connect_timeout, io=self.io_timeout)

@@ -105,8 +105,8 @@ class Store(ConsumerOps):
         self.driver = driver
         self.settings = settings or StoreSettings()
         s = self.settings
-        context = DriverContext(concurrency=s.concurrency, chunk_size=s.chunk_size, retries=s.retries,
-                                retry_backoff=s.retry_backoff)
+        context = DriverContext(concurrency=s.concurrency, chunk_size=s.chunk_size, retry=s.retry,
+                                timeouts=s.timeouts)
         try:
             self._caps: Capabilities = self._call("open store", lambda: driver.open(context))
         except BaseException:
@@ -148,8 +148,8 @@ class Store(ConsumerOps):
 
     def _call(self, op: str, fn: Callable[[], T], image: str | None = None, *, retry: bool = True) -> T:
         """Run a driver call: retried on Transient when idempotent, always translated."""
-        return call_with_retries(op, fn, retries=self.settings.retries if retry else 0,
-                                 backoff=self.settings.retry_backoff, store=self.name, image=image)
+        policy = self.settings.retry if retry else self.settings.retry.with_retries(0)
+        return call_with_retries(op, fn, policy=policy, store=self.name, image=image)
 
     def limit(self) -> Limit:
         """The largest image this store takes: its ``max_image_size`` or the backend's limit."""
@@ -310,8 +310,7 @@ class Store(ConsumerOps):
             return self._call("open", lambda: self.driver.open_reader(loc, at, n), loc.image)
 
         return ImageReader(opener, offset=start, size=count, chunk_size=self.settings.chunk_size, expected=want,
-                           progress=progress, store=self.name, image=loc.image, retries=self.settings.retries,
-                           backoff=self.settings.retry_backoff)
+                           progress=progress, store=self.name, image=loc.image, policy=self.settings.retry)
 
     def get(self, location: Location | str, offset: int = 0, length: int | None = None,
             *, verify: bool | None = None) -> bytes:

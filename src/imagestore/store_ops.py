@@ -242,7 +242,7 @@ class ConsumerOps:
 
             reader = ImageReader(opener, offset=0, size=adoption.size, chunk_size=settings.chunk_size,
                                  expected=None, progress=None, store=me.name, image=loc.image,
-                                 retries=settings.retries, backoff=settings.retry_backoff)
+                                 policy=settings.retry)
             with reader:
                 outcome = write_stream(_Discard(), reader, settings=settings, size=adoption.size, limit=limit,
                                        progress=progress, store=me.name, image=loc.image)

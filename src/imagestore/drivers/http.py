@@ -50,6 +50,7 @@ from ..errors import (
 )
 from ..location import DirectAccess, Location, validate_image_id
 from ..spi.driver import Driver
+from ..spi.retry import Timeouts
 
 __all__ = ["HttpDriver", "HttpsDriver"]
 
@@ -199,8 +200,8 @@ class HttpDriver(Driver):
                                        "or any public address"),
         "redirect_hosts": Option(list, default=None,
                                  help="hosts (HOST or HOST:PORT) a redirect may go to besides, private ones too"),
-        "connect_timeout": Option((int, float), default=10.0, help="seconds to connect"),
-        "read_timeout": Option((int, float), default=60.0, help="seconds without data before a read fails"),
+        "read_timeout": Option((int, float), default=None,
+                               help="seconds without data before a read fails (default: the store's io_timeout)"),
         "range_requests": Option(bool, default=True, help="send Range for ranged and resumed reads"),
         "metadata_prefix": Option(str, default=None,
                                   help="response headers holding imagestore metadata (checksums, format), "
@@ -217,8 +218,8 @@ class HttpDriver(Driver):
         max_redirects: int = 5,
         allow_redirects: str = "same-origin",
         redirect_hosts: list[str] | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         range_requests: bool = True,
         metadata_prefix: str | None = None,
     ) -> None:
@@ -243,8 +244,8 @@ class HttpDriver(Driver):
         self.max_redirects = max_redirects
         self.allow_redirects = allow_redirects
         self.redirect_hosts = frozenset(h.lower() for h in redirect_hosts or ())
-        self.connect_timeout = float(connect_timeout)
-        self.read_timeout = float(read_timeout)
+        self._timeouts = (connect_timeout, read_timeout)
+        self.connect_timeout, self.read_timeout = self._apply_timeouts(Timeouts())
         self.range_requests = range_requests
         self.metadata_prefix = metadata_prefix.lower() if metadata_prefix else None
         self._fs: HTTPFileSystem | None = None
@@ -253,6 +254,11 @@ class HttpDriver(Driver):
         return f"HttpDriver({self.name!r}, url_prefix={str(self.prefix)[:-2] if self.prefix else None!r})"
 
     # -- lifecycle ---------------------------------------------------------------
+    def _apply_timeouts(self, timeouts: Timeouts) -> tuple[float, float]:
+        """(connect, read) seconds for aiohttp: this driver's own values, else the store's."""
+        mine = timeouts.override(*self._timeouts)
+        return mine.connect, mine.io
+
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.verify_tls:
             return False
@@ -300,6 +306,7 @@ class HttpDriver(Driver):
 
     def open(self, context: DriverContext) -> Capabilities:
         """Make the fsspec filesystem (the session connects on first request)."""
+        self.connect_timeout, self.read_timeout = self._apply_timeouts(context.timeouts)
         if self.ca_file is not None:
             try:
                 self._ssl()

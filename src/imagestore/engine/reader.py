@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
@@ -13,7 +12,7 @@ from ..spi.contract import Reader
 from ..errors import ChecksumMismatch, SizeMismatch, Transient
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
-from ..spi.retry import backoff_delay, translate
+from ..spi.retry import RetryPolicy, translate
 
 __all__ = ["ImageReader", "write_atomically"]
 
@@ -23,12 +22,16 @@ Opener = Callable[[int, int], Reader]
 """Opens a driver reader for ``(offset, length)``; the facade's retries and errors apply."""
 
 
+class _EndedEarly(Transient):
+    """The driver's stream ended before the image's size: resumed like a broken read."""
+
+
 class ImageReader:
     """Iterate over an image's bytes; with ``expected`` set, raise ChecksumMismatch at the end.
 
     A read that fails with a retryable error, or a stream that ends early, is
     resumed from the byte where it stopped (the driver reopens at that offset),
-    up to ``retries`` times in a row; verification hashes in a background
+    as the store's retry policy allows (site ``read-resume``); verification hashes in a background
     thread while the caller handles the previous chunk, and exactly ``size``
     bytes must arrive.
     """
@@ -46,6 +49,7 @@ class ImageReader:
         image: str,
         retries: int = 3,
         backoff: float = 0.2,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._opener = opener
         self._offset = offset
@@ -54,8 +58,7 @@ class ImageReader:
         self._expected = dict(expected) if expected else None
         self._store = store
         self._image = image
-        self._retries = retries
-        self._backoff = backoff
+        self._policy = policy or RetryPolicy(retries=retries, backoff=backoff)
         self._done = 0
         self._token = 0
         self._closed = False
@@ -73,39 +76,46 @@ class ImageReader:
 
     def _raw_read(self, n: int) -> bytes:
         """Up to ``n`` bytes from the driver, resuming at the current offset after a failure."""
-        failures = 0
-        while True:
+        reopen, failures = False, 0
+
+        def attempt() -> bytes:
+            nonlocal reopen
+            if reopen:
+                reopen = False
+                try:
+                    self._reader = self._opener(self._offset + self._done, self.size - self._done)
+                except BaseException:
+                    self.close()
+                    raise
+                self.resumes += 1
             reader = self._reader
             if reader is None:
                 return b""
-            try:
-                data = reader.read(n)
-            except Exception as exc:  # noqa: BLE001 - translated below
-                if not isinstance(exc, Transient) or failures >= self._retries:
-                    self.close()
-                    error = translate(exc, "read", store=self._store, image=self._image, attempts=failures + 1)
-                    if error is exc:
-                        raise
-                    raise error from exc
-                cause = str(exc)
-            else:
-                if data or self._done >= self.size:
-                    return data
-                if failures >= self._retries:
-                    return data  # short: _finish reports the size mismatch
-                cause = f"the stream ended after {self._done} of {self.size} bytes"
-            delay = backoff_delay(failures, self._backoff)
+            data = reader.read(n)
+            if data or self._done >= self.size:
+                return data
+            raise _EndedEarly(f"the stream ended after {self._done} of {self.size} bytes")
+
+        def resume(exc: BaseException, attempt: int, delay: float) -> None:
+            nonlocal reopen, failures
+            failures = attempt
             log.warning("store %s: reading %s broke (%s); resuming at byte %d in %.2fs",
-                        self._store, self._image, cause, self._done, delay)
-            failures += 1
+                        self._store, self._image, exc, self._done, delay)
             self._close_reader()
-            time.sleep(delay)
-            try:
-                self._reader = self._opener(self._offset + self._done, self.size - self._done)
-            except BaseException:
-                self.close()
+            reopen = True
+
+        try:
+            return self._policy.run(attempt, site="read-resume", what=f"store {self._store}: read {self._image}",
+                                    retry_on=Exception, retry_if=lambda exc: isinstance(exc, Transient)
+                                    and not self._closed, on_retry=resume, quiet=True)
+        except _EndedEarly:
+            return b""  # short: _finish reports the size mismatch
+        except Exception as exc:
+            self.close()
+            error = translate(exc, "read", store=self._store, image=self._image, attempts=failures + 1)
+            if error is exc:
                 raise
-            self.resumes += 1
+            raise error from exc
 
     @property
     def verifying(self) -> bool:

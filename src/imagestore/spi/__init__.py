@@ -27,6 +27,7 @@ from .contract import (
 )
 from .driver import Driver
 from .options import Secret, parse_duration, parse_size
+from .retry import RetryPolicy, Timeouts
 
 __all__ = [
     "Adoption",
@@ -42,9 +43,11 @@ __all__ = [
     "Location",
     "Option",
     "Reader",
+    "RetryPolicy",
     "Secret",
     "Stored",
     "SweepReport",
+    "Timeouts",
     "Transient",
     "Writer",
     "parse_duration",

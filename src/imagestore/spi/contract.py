@@ -10,12 +10,13 @@ itself uses the public results (:mod:`imagestore.results`), re-exported here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import Transient
 from ..location import Location
 from ..results import CloneMode, CloneRefusal, DeleteOutcome, SweepReport, refusal
+from .retry import RetryPolicy, Timeouts
 
 __all__ = [
     "Adoption",
@@ -52,14 +53,26 @@ class DriverContext:
 
     ``concurrency`` is how many parts (objects, segments, aio requests) a driver
     may keep in flight per stream; None lets the driver pick its default.
-    ``retries`` and ``retry_backoff`` bound the retries of one part inside a
-    streaming upload (the facade retries whole idempotent calls itself).
+    ``retry`` is the policy of every retry a driver does itself (a part inside a
+    streaming upload, a request inside one; the facade retries whole idempotent
+    calls); ``timeouts`` are the ``connect`` and ``io`` timeouts it applies to its
+    client unless one of its own options overrides them.
     """
 
     concurrency: int | None = None
     chunk_size: int = 4 << 20
-    retries: int = 3
-    retry_backoff: float = 0.2
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def retries(self) -> int:
+        """Deprecated (kept for drivers written before ``retry``): ``retry.retries``."""
+        return self.retry.retries
+
+    @property
+    def retry_backoff(self) -> float:
+        """Deprecated (kept for drivers written before ``retry``): ``retry.backoff``."""
+        return self.retry.backoff
 
 
 @dataclass(frozen=True)

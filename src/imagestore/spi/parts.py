@@ -6,7 +6,7 @@ multipart parts, Swift segments. Written once, used by every such driver.
 bounded by the parts in flight, whatever the image size), with back-pressure:
 ``write`` blocks while every buffer is busy, so the source is never read further
 ahead than the buffers allow. A part that fails with ``Transient`` is sent again
-(with backoff) up to ``retries`` times, then the whole upload fails; ``abort``
+by the store's :class:`~.retry.RetryPolicy` (site ``part``), then the whole upload fails; ``abort``
 cancels what has not started and waits for what has. :class:`PartSizes` makes
 parts grow as an upload of unknown size grows, so a part-count limit (S3's
 10,000) still reaches the backend's largest object. :func:`retry_part` is that
@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, Protocol, TypeVar
 
 from ..errors import ImageTooLarge, Transient
-from .retry import backoff_delay
+from .retry import RetryPolicy
 
 __all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "call_retrying", "done",
-           "retry_part", "run_parts"]
+           "policy_of", "retry_part", "run_parts"]
 
 log = logging.getLogger("imagestore")
 T = TypeVar("T")
@@ -124,23 +123,31 @@ class PartSizes:
         return total
 
 
-def retry_part(start: Callable[[], Pending[T]], *, retries: int, backoff: float, what: str,
-               first: Pending[T] | None = None, stop: Callable[[], bool] | None = None) -> T:
-    """Wait for one part (``first``, else ``start()``); on Transient start it again, with
-    jittered exponential backoff, up to ``retries`` times (never once ``stop()`` is true)."""
-    pending = first if first is not None else start()
-    attempt = 0
-    while True:
-        try:
-            return pending.wait()
-        except Transient as exc:
-            if attempt >= retries or (stop is not None and stop()):
-                raise
-            delay = backoff_delay(attempt, backoff)
-            log.warning("%s failed (%s); sending it again in %.2fs", what, exc, delay)
-            time.sleep(delay)
-            attempt += 1
-            pending = start()
+def policy_of(policy: RetryPolicy | None, retries: int | None, backoff: float | None) -> RetryPolicy:
+    """``policy``, else the default one with the legacy ``retries``/``backoff`` arguments applied."""
+    base = policy or RetryPolicy()
+    return RetryPolicy(retries=base.retries if retries is None else retries,
+                       backoff=base.backoff if backoff is None else backoff, cap=base.cap, jitter=base.jitter)
+
+
+def retry_part(start: Callable[[], Pending[T]], *, policy: RetryPolicy | None = None, what: str,
+               first: Pending[T] | None = None, stop: Callable[[], bool] | None = None,
+               retries: int | None = None, backoff: float | None = None) -> T:
+    """Wait for one part (``first``, else ``start()``); on Transient start it again as ``policy``
+    allows (never once ``stop()`` is true). ``retries``/``backoff`` override the policy's."""
+    pending: list[Pending[T] | None] = [first]
+
+    def attempt() -> T:
+        if pending[0] is None:  # the first attempt without ``first``, or a retry after the wait
+            pending[0] = start()
+        return pending[0].wait()
+
+    def forget(exc: BaseException, attempt: int, delay: float) -> None:
+        pending[0] = None
+
+    rule = policy_of(policy, retries, backoff)
+    return rule.run(attempt, site="part", what=what,
+                    retry_if=None if stop is None else (lambda exc: not stop()), on_retry=forget)
 
 
 class _Call(Generic[T]):
@@ -153,16 +160,18 @@ class _Call(Generic[T]):
         return self.fn()
 
 
-def call_retrying(fn: Callable[[], T], *, retries: int, backoff: float, what: str) -> T:
+def call_retrying(fn: Callable[[], T], *, policy: RetryPolicy | None = None, what: str,
+                  retries: int | None = None, backoff: float | None = None) -> T:
     """``fn()`` in this thread, retried on Transient like a part (see :func:`retry_part`)."""
-    return retry_part(lambda: _Call(fn), retries=retries, backoff=backoff, what=what)
+    return retry_part(lambda: _Call(fn), policy=policy, retries=retries, backoff=backoff, what=what)
 
 
-def run_parts(starts: list[Callable[[], Pending[T]]], *, concurrency: int, retries: int, backoff: float,
-              label: str = "") -> list[T]:
+def run_parts(starts: list[Callable[[], Pending[T]]], *, concurrency: int, policy: RetryPolicy | None = None,
+              label: str = "", retries: int | None = None, backoff: float | None = None) -> list[T]:
     """Run independent parts (``starts[i]()`` begins part ``i``), ``concurrency`` in flight,
     each retried on Transient; their results in order. On the first part that fails for
     good, the parts not started are skipped, those in flight waited for, and its error raised."""
+    rule = policy_of(policy, retries, backoff)
     results: list[T] = []
     inflight: deque[tuple[int, Pending[T]]] = deque()
     failed = False
@@ -170,12 +179,12 @@ def run_parts(starts: list[Callable[[], Pending[T]]], *, concurrency: int, retri
         for index, start in enumerate(starts):
             while len(inflight) >= max(1, concurrency):
                 i, pending = inflight.popleft()
-                results.append(retry_part(starts[i], first=pending, retries=retries, backoff=backoff,
+                results.append(retry_part(starts[i], first=pending, policy=rule,
                                           what=f"{label}: part {i}"))
             inflight.append((index, start()))
         while inflight:
             i, pending = inflight.popleft()
-            results.append(retry_part(starts[i], first=pending, retries=retries, backoff=backoff,
+            results.append(retry_part(starts[i], first=pending, policy=rule,
                                       what=f"{label}: part {i}"))
     except BaseException:
         failed = True
@@ -211,8 +220,9 @@ class ChunkedUploader(Generic[T]):
         sizes: PartSizes,
         *,
         concurrency: int,
-        retries: int = 3,
-        backoff: float = 0.2,
+        policy: RetryPolicy | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
         memory_budget: int | None = None,
         single: Callable[[memoryview], T] | None = None,
         label: str = "",
@@ -220,8 +230,7 @@ class ChunkedUploader(Generic[T]):
         self._start = start
         self._sizes = sizes
         self._concurrency = max(1, concurrency)
-        self._retries = retries
-        self._backoff = backoff
+        self._policy = policy_of(policy, retries, backoff)
         self._budget = memory_budget
         self._single = single
         self._label = label
@@ -290,7 +299,7 @@ class ChunkedUploader(Generic[T]):
             self.retried += 1
             return self._start(index, offset, memoryview(buf)[:n])
 
-        result = retry_part(again, first=pending, retries=self._retries, backoff=self._backoff,
+        result = retry_part(again, first=pending, policy=self._policy,
                             what=f"{self._label}: part {index}", stop=lambda: self._state == "aborted")
         self._inflight.popleft()
         self._results.append(result)

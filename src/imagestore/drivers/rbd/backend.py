@@ -33,6 +33,7 @@ from ...errors import (
 from ...location import DirectAccess, Location, validate_image_id
 from ...results import CloneRefusal
 from ...spi.driver import Driver
+from ...spi.retry import RetryPolicy, Timeouts
 from . import cloner, sweeper
 from .adopt import RbdAdoption
 from .core import META_PREFIX, MIMIC, image_exists, parse_flatten
@@ -57,8 +58,8 @@ class RbdDriver(Driver):
         "keyring": Option(str, default=None, help="keyring file path (default: from ceph.conf)"),
         "snapshot": Option(str, default="snap", help="name of the protected snapshot of every image"),
         "order": Option(int, default=23, help="object size as a power of two (23 = 8 MiB)"),
-        "connect_timeout": Option((int, float), default=10.0, help="seconds to wait for the monitors"),
-        "op_timeout": Option((int, float), default=60.0, help="seconds before a mon/OSD operation fails"),
+        "op_timeout": Option((int, float), default=None,
+                             help="seconds before a mon/OSD operation fails (default: the store's io_timeout)"),
         "clone_flatten": Option(
             str, default="never", help="flatten clones made into this store: never, always or max_depth=N"
         ),
@@ -78,8 +79,8 @@ class RbdDriver(Driver):
         keyring: str | None = None,
         snapshot: str = "snap",
         order: int = 23,
-        connect_timeout: float = 10.0,
-        op_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        op_timeout: float | None = None,
         clone_flatten: str = "never",
     ) -> None:
         super().__init__(name)
@@ -103,21 +104,27 @@ class RbdDriver(Driver):
         self.order = order
         self.clone_flatten = clone_flatten
         self.write_concurrency = self.default_concurrency
-        self.retries, self.retry_backoff = 3, 0.2
+        self.retry = RetryPolicy()
         self.clone_v2 = False
         self.chunk = 1 << min(max(order, 20), 25)  # I/O unit: one object, 1..32 MiB
         # raises DriverNotInstalled (naming the packages) or ConfigError now, connects later
-        self.cluster = Cluster(
-            conf, user, keyring, connect_timeout=float(connect_timeout), op_timeout=float(op_timeout), label=name
-        )
+        self._timeouts = (connect_timeout, op_timeout)
+        connect, op = self._apply_timeouts(Timeouts())
+        self.cluster = Cluster(conf, user, keyring, connect_timeout=connect, op_timeout=op, label=name)
         self._fsid: str | None = None
         self._fsid_lock = threading.Lock()
+
+    def _apply_timeouts(self, timeouts: Timeouts) -> tuple[float, float]:
+        """(connect, op) seconds for librados: this driver's own values, else the store's."""
+        mine = timeouts.override(*self._timeouts)
+        return mine.connect, mine.io
 
     # -- description ------------------------------------------------------------
     def open(self, context: DriverContext) -> Capabilities:
         """Connect, learn the fsid and whether librbd makes clone v2 (deletes can be deferred)."""
         self.write_concurrency = context.concurrency or self.default_concurrency
-        self.retries, self.retry_backoff = context.retries, context.retry_backoff
+        self.retry = context.retry
+        self.cluster.use_timeouts(*self._apply_timeouts(context.timeouts))
         self._fsid = self.cluster.fsid()
         fmt = self.cluster.conf_get("rbd_default_clone_format")
         self.clone_v2 = fmt == "2" or (fmt == "auto" and self.cluster.require_min_compat_client() >= MIMIC)

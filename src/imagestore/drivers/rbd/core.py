@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ...errors import AlreadyExists, ConfigError, InUse, NotFound, PermissionDenied, Transient
 from ...location import Location
+from ...spi.retry import RetryPolicy
 from .lib import Cluster
 
 TMP_PREFIX = ".tmp."
@@ -32,8 +33,7 @@ class RbdStore(Protocol):
     order: int
     chunk: int
     write_concurrency: int
-    retries: int
-    retry_backoff: float
+    retry: RetryPolicy
     max_clone_depth: int | None
     min_temp_age: float
 

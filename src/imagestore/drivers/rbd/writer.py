@@ -25,7 +25,7 @@ class RbdWriter:
         self._cap = size or 0
         self._state = "open"
         self._parts = ChunkedUploader(self._start, PartSizes(driver.chunk), concurrency=driver.write_concurrency,
-                                      retries=driver.retries, backoff=driver.retry_backoff,
+                                      policy=driver.retry,
                                       label=f"store {driver.name!r}: upload of {image_id!r}")
         driver.cluster.create(driver.pool, self._tmp, self._cap, order=driver.order)
         try:

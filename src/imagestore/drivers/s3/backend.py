@@ -45,6 +45,7 @@ from ...location import DirectAccess, Location, validate_image_id
 from ...results import CloneRefusal
 from ...spi.driver import Driver
 from ...spi.parts import PartSizes, call_retrying
+from ...spi.retry import RetryPolicy, Timeouts
 from .client import PreconditionFailed, S3Client, server_time
 from .copier import copy_object, plan, server_copy
 from .core import (
@@ -147,8 +148,8 @@ class S3Driver(Driver):
                                        help="images of a known size below this go in one PutObject"),
         "copy_part_size": Option((int, str), default="1G",
                                  help="server-side copies above this use UploadPartCopy parts of this size"),
-        "connect_timeout": Option((int, float), default=5.0, help="seconds to connect"),
-        "read_timeout": Option((int, float), default=60.0, help="seconds to wait for data on a connection"),
+        "read_timeout": Option((int, float), default=None,
+                               help="seconds to wait for data on a connection (default: the store's io_timeout)"),
         "presign_ttl": Option((int, float, str), default="1h", help="lifetime of locate() URLs"),
         "request_checksum_calculation": Option(str, default="when_required",
                                                choices=("when_required", "when_supported"),
@@ -186,8 +187,8 @@ class S3Driver(Driver):
         part_growth_every: int | None = None,
         single_put_threshold: int | str = "16M",
         copy_part_size: int | str = "1G",
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         presign_ttl: float | str = "1h",
         request_checksum_calculation: str = "when_required",
         response_checksum_validation: str = "when_required",
@@ -218,8 +219,10 @@ class S3Driver(Driver):
         self.strict_part_size = strict_part_size
         self.single_put_threshold = _size(single_put_threshold, f"{key}.single_put_threshold", 1, MAX_PART)
         self.copy_part_size = _size(copy_part_size, f"{key}.copy_part_size", MIN_PART, MAX_PART)
-        self.connect_timeout = _positive(connect_timeout, f"{key}.connect_timeout", 0.1, 600)
-        self.read_timeout = _positive(read_timeout, f"{key}.read_timeout", 0.1, 3600)
+        self._timeouts = (None if connect_timeout is None else _positive(connect_timeout, f"{key}.connect_timeout",
+                                                                          0.1, 600),
+                          None if read_timeout is None else _positive(read_timeout, f"{key}.read_timeout", 0.1, 3600))
+        self.connect_timeout, self.read_timeout = self._apply_timeouts(Timeouts())
         ttl = parse_duration(presign_ttl, f"{key}.presign_ttl")
         self.presign_ttl = _positive(ttl, f"{key}.presign_ttl", 1, MAX_PRESIGN)
         self.checksum_calculation = request_checksum_calculation
@@ -228,13 +231,18 @@ class S3Driver(Driver):
         self.heartbeat = _positive(heartbeat, f"{key}.heartbeat", 0.2, 600)
         self.grow_every = self._growth(part_growth_every, f"{key}.part_growth_every")
         self.concurrency = self.default_concurrency
-        self.retries, self.retry_backoff = 3, 0.2
+        self.retry = RetryPolicy()
         self._client: S3Client | None = None
         self._conditional = atomic_create != "no"
         self._cache: dict[str, tuple[float, Resolved]] = {}
         self._cache_lock = threading.Lock()
         self.sweep_cursor: Any = None
         """Where a sweep cut short by its deadline stopped (:mod:`.sweeper`): the next goes on there."""
+
+    def _apply_timeouts(self, timeouts: Timeouts) -> tuple[float, float]:
+        """(connect, read) seconds for botocore: this driver's own values, else the store's."""
+        mine = timeouts.override(*self._timeouts)
+        return mine.connect, mine.io
 
     # -- part sizes -------------------------------------------------------------
     def _growth(self, every: int | None, key: str) -> int:
@@ -282,7 +290,8 @@ class S3Driver(Driver):
     def open(self, context: DriverContext) -> Capabilities:
         """Make the client, check the bucket (create it if asked), probe conditional writes."""
         self.concurrency = context.concurrency or self.default_concurrency
-        self.retries, self.retry_backoff = context.retries, context.retry_backoff
+        self.retry = context.retry
+        self.connect_timeout, self.read_timeout = self._apply_timeouts(context.timeouts)
         access, secret = self._keys
         if self._client is None:
             self._client = S3Client(
@@ -383,8 +392,7 @@ class S3Driver(Driver):
     # -- helpers for the writers ----------------------------------------------------
     def retrying(self, fn: Callable[[], T], what: str) -> T:
         """One request inside a streaming operation, retried on Transient like a part."""
-        return call_retrying(fn, retries=self.retries, backoff=self.retry_backoff,
-                             what=f"store {self.name!r}: {what}")
+        return call_retrying(fn, policy=self.retry, what=f"store {self.name!r}: {what}")
 
     def quietly(self, fn: Callable[[], object], what: str) -> None:
         """A clean-up request, retried, whose failure is only logged (sweep finishes the job)."""
@@ -496,17 +504,18 @@ class S3Driver(Driver):
         The GET is pinned to the HEAD's ETag; a 412 means the object changed in between (a
         record replaced by the image's final bytes, or the id deleted and added again), so
         the key is read again, a few times at most, then ``Transient``."""
-        for _ in range(_RESOLVE_ATTEMPTS):
-            try:
-                found = self._resolve_once(key, image_id)
-            except PreconditionFailed:
-                continue
-            with self._cache_lock:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[key] = (time.monotonic(), found)
-            return found
-        raise Transient(f"store {self.name!r}: the record of {image_id!r} changed at every read")
+        reread = RetryPolicy(retries=_RESOLVE_ATTEMPTS - 1, backoff=0.0)
+        try:
+            found = reread.run(lambda: self._resolve_once(key, image_id), site="s3-record-reread",
+                               what=f"store {self.name!r}: read the record of {image_id!r}",
+                               retry_on=PreconditionFailed, quiet=True)
+        except PreconditionFailed:
+            raise Transient(f"store {self.name!r}: the record of {image_id!r} changed at every read") from None
+        with self._cache_lock:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic(), found)
+        return found
 
     def _resolve_once(self, key: str, image_id: str) -> Resolved:
         head = self.client.call("head_object", "stat", image_id, Bucket=self.bucket, Key=key)

@@ -145,6 +145,6 @@ def _copy_parts(dst: S3Store, image: str, source: Mapping[str, str], size: int, 
 
     try:
         return run_parts([starter(n, a, b) for n, (a, b) in enumerate(ranges, 1)], concurrency=dst.concurrency,
-                         retries=dst.retries, backoff=dst.retry_backoff, label=f"store {dst.name!r}: copy of {image!r}")
+                         policy=dst.retry, label=f"store {dst.name!r}: copy of {image!r}")
     finally:
         pool.close()

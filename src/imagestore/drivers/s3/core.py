@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 if TYPE_CHECKING:
     from ...location import Location
     from ...spi.parts import PartSizes
+    from ...spi.retry import RetryPolicy
 
 __all__ = ["INLINE", "MARK", "MAX_OBJECT", "MAX_PART", "MAX_PARTS", "MAX_PRESIGN", "META", "MIN_PART", "RECORD",
            "SIZE", "TOKEN", "Layout", "Requests", "Resolved", "S3Store", "inline_headers", "meta_from_headers",
@@ -187,8 +188,7 @@ class S3Store(Protocol):
     bucket: str
     layout: Layout
     concurrency: int
-    retries: int
-    retry_backoff: float
+    retry: RetryPolicy
     part_size: int
     single_put_threshold: int
     copy_part_size: int

@@ -49,7 +49,7 @@ class S3Writer:
             self._lease = Lease(driver, image_id, self._token)
             self._lease.start()
         self._parts: ChunkedUploader[dict[str, Any]] = ChunkedUploader(
-            self._start, sizes, concurrency=driver.concurrency, retries=driver.retries, backoff=driver.retry_backoff,
+            self._start, sizes, concurrency=driver.concurrency, policy=driver.retry,
             memory_budget=driver.concurrency * driver.part_size, single=self._single, label=label)
 
     # -- parts ----------------------------------------------------------------

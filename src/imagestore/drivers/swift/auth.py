@@ -67,6 +67,9 @@ class SwiftAuth(ABC):
     def _fetch(self) -> tuple[str, str, float | None]:
         """Authenticate: (storage URL, token, seconds until the token expires or None)."""
 
+    def use_timeout(self, timeout: tuple[float, float]) -> None:
+        """Apply the store's (connect, io) timeouts to the authentication requests."""
+
     def _refresh(self) -> None:
         url, token, lifetime = self._fetch()
         self._url = self._override or url.rstrip("/")
@@ -114,6 +117,10 @@ class TempAuth(SwiftAuth):
         super().__init__(auth_url, user, label, storage_url)
         self._key = key
         self._verify = verify
+        self._timeout = timeout
+
+    def use_timeout(self, timeout: tuple[float, float]) -> None:
+        """Apply the store's (connect, io) timeouts to the authentication requests."""
         self._timeout = timeout
 
     def _fetch(self) -> tuple[str, str, float | None]:
@@ -175,7 +182,11 @@ class KeystoneAuth(SwiftAuth):
             project_name=scope.project_name, project_id=scope.project_id,
             project_domain_name=scope.project_domain_name, project_domain_id=scope.project_domain_id,
         )
-        self._session = ks_session.Session(auth=self._plugin, verify=verify, timeout=timeout[1])
+        self._session = ks_session.Session(auth=self._plugin, verify=verify, timeout=timeout[1], connect_retries=0)
+
+    def use_timeout(self, timeout: tuple[float, float]) -> None:
+        """Apply the store's io timeout to Keystone's requests (keystoneauth takes one number)."""
+        self._session.timeout = float(timeout[1])
 
     def _fetch(self) -> tuple[str, str, float | None]:
         from keystoneauth1 import exceptions as ks

@@ -44,6 +44,7 @@ from ...location import DirectAccess, Location, validate_image_id
 from ...results import CloneRefusal
 from ...spi.driver import Driver
 from ...spi.parts import PartSizes, ThreadParts
+from ...spi.retry import RetryPolicy, Timeouts
 from .auth import KeystoneAuth, SwiftAuth, TempAuth, V3Scope
 from .claims import writer_of
 from .copier import SwiftCopy
@@ -113,8 +114,8 @@ class SwiftDriver(Driver):
         "temp_url_digest": Option(str, default="sha256", choices=("sha1", "sha256", "sha512"),
                                   help="TempURL signature digest"),
         "presign_ttl": Option((int, float, str), default="1h", help="validity of a locate() URL without ttl"),
-        "connect_timeout": Option((int, float), default=10.0, help="seconds to connect"),
-        "read_timeout": Option((int, float), default=60.0, help="seconds to wait for an answer or body bytes"),
+        "read_timeout": Option((int, float), default=None,
+                               help="seconds to wait for an answer or body bytes (default: the store's io_timeout)"),
         "create_window": Option((int, float, str), default="2s",
                                 help="longest counted claim PUT; the same for every writer of a container"),
         "writer_lease": Option((int, float, str), default="30s",
@@ -156,8 +157,8 @@ class SwiftDriver(Driver):
         set_temp_url_key: bool = False,
         temp_url_digest: str = "sha256",
         presign_ttl: float | str = "1h",
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         create_window: float | str = "2s",
         writer_lease: float | str = "30s",
         location_aliases: list[str] | None = None,
@@ -199,8 +200,9 @@ class SwiftDriver(Driver):
         if self.presign_ttl <= 0:
             raise ConfigError("must be positive", key=f"{k}.presign_ttl")
         for opt, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
-            if not value > 0:
+            if value is not None and not value > 0:
                 raise ConfigError("must be positive", key=f"{k}.{opt}")
+        self._timeouts = (connect_timeout, read_timeout)
         window = parse_duration(create_window, f"{k}.create_window")
         lease = parse_duration(writer_lease, f"{k}.writer_lease")
         if not window > 0:
@@ -212,7 +214,7 @@ class SwiftDriver(Driver):
         self.auth_version = version
         self.user = user
         verify: bool | str = cacert if cacert else not insecure
-        timeout = (float(connect_timeout), float(read_timeout))
+        timeout = self._apply_timeouts(Timeouts())
         if version == "1":
             self.auth: SwiftAuth = TempAuth(auth_url, user, secret, label=name, verify=verify, timeout=timeout,
                                             storage_url=storage_url)
@@ -228,7 +230,7 @@ class SwiftDriver(Driver):
         self.host = parts.netloc
         self.aliases = frozenset(location_aliases or ())
         self.concurrency = self.default_concurrency
-        self.retries, self.retry_backoff = 3, 0.2
+        self.retry = RetryPolicy()
         self.read_piece = 4 * MiB
         self.http = SwiftHttp(self.auth, pool=2 * self.default_concurrency + 4, connect_timeout=timeout[0],
                               read_timeout=timeout[1], verify=verify, label=name)
@@ -246,15 +248,22 @@ class SwiftDriver(Driver):
         self._ready: set[str] = set()
         self._ready_lock = threading.Lock()
 
+    def _apply_timeouts(self, timeouts: Timeouts) -> tuple[float, float]:
+        """(connect, read) seconds for requests: this driver's own values, else the store's."""
+        mine = timeouts.override(*self._timeouts)
+        return mine.connect, mine.io
+
     # ------------------------------------------------------------ lifecycle
     def open(self, context: DriverContext) -> Capabilities:
         """Authenticate, read the cluster's limits, make the containers, check the TempURL key."""
         self.concurrency = context.concurrency or self.default_concurrency
-        self.retries, self.retry_backoff = context.retries, context.retry_backoff
+        self.retry = context.retry
         self.read_piece = max(MiB, context.chunk_size)
+        timeout = self._apply_timeouts(context.timeouts)
+        self.auth.use_timeout(timeout)
         self.http.close()
-        self.http = SwiftHttp(self.auth, pool=2 * self.concurrency + 4, connect_timeout=self.http.timeout[0],
-                              read_timeout=self.http.timeout[1], verify=self.http.verify, label=self.name)
+        self.http = SwiftHttp(self.auth, pool=2 * self.concurrency + 4, connect_timeout=timeout[0],
+                              read_timeout=timeout[1], verify=self.http.verify, label=self.name)
         account = self.http.request("HEAD", "", op="HEAD account")
         account.close()
         if account.status_code // 100 != 2:

@@ -51,7 +51,7 @@ class SwiftCopy(Publisher):
         try:
             starts: list[Callable[[], Pending[Segment]]] = [
                 functools.partial(pool.run, self._copy_one, i, piece) for i, piece in enumerate(pieces)]
-            return run_parts(starts, concurrency=self._d.concurrency, retries=self._d.retries,
-                             backoff=self._d.retry_backoff, label=f"store {self._d.name!r}: copy into {self._id!r}")
+            return run_parts(starts, concurrency=self._d.concurrency, policy=self._d.retry,
+                             label=f"store {self._d.name!r}: copy into {self._id!r}")
         finally:
             pool.close()

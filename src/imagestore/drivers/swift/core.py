@@ -15,6 +15,7 @@ import requests
 from ...errors import ConfigError, ImageStoreError, Transient
 from ...location import Location
 from ...spi.parts import PartSizes
+from ...spi.retry import RetryPolicy
 
 __all__ = ["DEFAULT_MAX_FILE", "META_PREFIX", "MiB", "TOKEN_LEN", "Http", "Piece", "Place", "SwiftCore", "Timing",
            "container_name", "dec_key", "enc_key", "grow_every", "quote_path"]
@@ -161,13 +162,8 @@ class SwiftCore(Protocol):
         ...
 
     @property
-    def retries(self) -> int:
-        """Resends of a part after Transient."""
-        ...
-
-    @property
-    def retry_backoff(self) -> float:
-        """First pause before a resend."""
+    def retry(self) -> RetryPolicy:
+        """How a part (or a request inside a transfer) is resent after Transient."""
         ...
 
     @property

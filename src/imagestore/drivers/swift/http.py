@@ -30,6 +30,7 @@ from ...errors import (
     PermissionDenied,
     Transient,
 )
+from ...spi.retry import RetryPolicy
 from .auth import SwiftAuth, what_failed
 
 __all__ = ["Response", "SwiftHttp"]
@@ -37,6 +38,17 @@ __all__ = ["Response", "SwiftHttp"]
 Response = requests.Response
 _RETRYABLE = frozenset({408, 429, 498, 500, 502, 503, 504})
 _TAGS = re.compile(r"<[^>]+>")
+_REAUTH = RetryPolicy(retries=1, backoff=0.0)
+"""A 401 renews the token and resends the request once, at once (not a retry of a fault)."""
+
+
+class _TokenRefused(Exception):
+    """A 401 to ``token``: renew it and send again."""
+
+    def __init__(self, token: str, response: Response) -> None:
+        super().__init__("401 Unauthorized")
+        self.token = token
+        self.response = response
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -77,7 +89,7 @@ class SwiftHttp:
         Returns the response whatever its status except 401 (renewed) and the retryable
         ones (raised as Transient); the caller reads the status it expects.
         """
-        for attempt in (0, 1):
+        def send() -> Response:
             base, token = self.auth.credentials()
             url = f"{base}/{path}" if path else base
             sent = {**(headers or {}), "X-Auth-Token": token}
@@ -89,16 +101,24 @@ class SwiftHttp:
             except requests.exceptions.RequestException as exc:
                 raise Transient(f"{op}: {what_failed(exc)}") from None
             self._learn_clock(resp)
-            if resp.status_code == 401 and attempt == 0:
-                resp.close()
-                self.auth.renew(token)
-                continue
+            if resp.status_code == 401:
+                raise _TokenRefused(token, resp)
             if resp.status_code in _RETRYABLE:
                 status, reason = resp.status_code, resp.reason
                 resp.close()
                 raise Transient(f"{op}: Swift answered {status} {reason}")
             return resp
-        raise AssertionError("unreachable")
+
+        def renew(exc: BaseException, attempt: int, delay: float) -> None:
+            assert isinstance(exc, _TokenRefused)
+            exc.response.close()
+            self.auth.renew(exc.token)
+
+        try:
+            return _REAUTH.run(send, site="swift-reauth", what=f"store {self.label}: {op}", retry_on=_TokenRefused,
+                               on_retry=renew, quiet=True)
+        except _TokenRefused as refused:  # refused again with a fresh token: the caller reads the 401
+            return refused.response
 
     def error(self, resp: Response, op: str, *, image: str | None = None) -> ImageStoreError | Transient:
         """The error an unexpected answer means (the body is read and the response closed)."""

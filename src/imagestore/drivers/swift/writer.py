@@ -30,7 +30,7 @@ class SwiftWriter(Publisher):
         workers = driver.concurrency
         self._pool = ThreadParts(workers, name="imagestore-swift-put")
         self._parts: ChunkedUploader[Segment | Inline] = ChunkedUploader(
-            self._start, sizes, concurrency=workers, retries=driver.retries, backoff=driver.retry_backoff,
+            self._start, sizes, concurrency=workers, policy=driver.retry,
             memory_budget=workers * sizes.first, single=Inline,
             label=f"store {driver.name!r}: upload of {image_id!r}")
         try:

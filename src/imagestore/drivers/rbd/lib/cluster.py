@@ -70,6 +70,17 @@ class Cluster:
         self._closed = False
         _OPEN.add(self)
 
+    def use_timeouts(self, connect_timeout: float, op_timeout: float) -> None:
+        """Set ``client_mount_timeout`` and the mon/OSD op timeouts (whole seconds); librados
+        reads them when it connects, so this counts before the first connect (and every reconnect)."""
+        with self._lock:
+            self._connect_timeout = max(1, math.ceil(connect_timeout))
+            self._op_timeout = max(1, math.ceil(op_timeout))
+            if not self._connected and not self._closed:
+                self._set("client_mount_timeout", str(self._connect_timeout))
+                self._set("rados_mon_op_timeout", str(self._op_timeout))
+                self._set("rados_osd_op_timeout", str(self._op_timeout))
+
     def _configure(self) -> None:
         """Create ``self._handle`` and configure it from the conf file and the options."""
         handle = c_void_p()
