@@ -34,9 +34,7 @@ from .formats import FormatPolicy, FormatVerdict, inspect
 from .location import DirectAccess, Location
 from .reader import ImageReader
 from .results import CLONE_REASONS, CloneCheck, CloneResult, DeleteOutcome, ImageInfo, Replica
-from .store import Store
-from .store_ops import replicate
-from .stores import Stores, open_store
+from .store import Store, Stores, open_store, replicate
 
 __version__ = "0.6.0"
 

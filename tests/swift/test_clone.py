@@ -72,7 +72,7 @@ def test_other_accounts_and_backends_get_a_verified_stream(area: SwiftArea) -> N
     foreign = area.store("foreign", user=area.saio.user, key={"env": os_key}, temp_url_key=None)
     check = store.can_clone(info.location, foreign)
     assert check.mode == "stream" and check.code == "different_cluster"
-    assert foreign.driver.auth.storage_url in check.reason  # type: ignore[attr-defined]
+    assert foreign._driver.auth.storage_url in check.reason  # type: ignore[attr-defined]
     with pytest.raises(imagestore.Unsupported):
         store.clone(info.location, foreign, mode="server_copy")
     res = store.clone(info.location, foreign, name="img")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from imagestore import SizeMismatch
-from imagestore.drivers.swift import SwiftDriver
+from imagestore._drivers.swift import SwiftDriver
 from tests.conformance.suite import chunks, payload
 
 from .area import MiB, SwiftArea
@@ -144,7 +144,7 @@ def test_killed_writer_is_swept_once_its_heartbeat_lapses(area: SwiftArea, tmp_p
     assert store.sweep(3600).removed == 0  # young: kept whatever its writer's state
     assert store.sweep(0).removed == 0  # the heartbeat still runs for up to writer_lease
     assert len(_segments_of(area, "killed")) == 3
-    lease = store.driver.timing.lease  # type: ignore[attr-defined]
+    lease = store._driver.timing.lease  # type: ignore[attr-defined]
     expiry = _heartbeat_expiry(area, "killed")
     assert expiry is not None, "the killed writer left no heartbeat: the test proves nothing"
     while area.leftovers():
@@ -159,7 +159,7 @@ def test_killed_writer_is_swept_once_its_heartbeat_lapses(area: SwiftArea, tmp_p
 
 def _heartbeat_expiry(area: SwiftArea, image: str) -> int | None:
     """The latest ``delete_at`` of ``image``'s writer heartbeats, as the segments listing says."""
-    from imagestore.drivers.swift.claims import HEARTBEAT, parse_tag
+    from imagestore._drivers.swift.claims import HEARTBEAT, parse_tag
 
     rows = [r for r in area.objects(area.container() + "_segments")
             if r["name"].startswith(f"{image}/") and r["name"].rpartition("/")[2] == HEARTBEAT]
@@ -178,7 +178,7 @@ def test_sweep_never_takes_a_live_writers_segments(area: SwiftArea) -> None:
     """A writer that stalls longer than writer_lease but is alive keeps its heartbeat: sweep(0)
     leaves its segments, and its image is whole in the end."""
     store = area.store()
-    lease = store.driver.timing.lease  # type: ignore[attr-defined]
+    lease = store._driver.timing.lease  # type: ignore[attr-defined]
     first, rest = payload(3 * MiB, seed=7), payload(MiB + 9, seed=8)
     started, release = threading.Event(), threading.Event()
     outcome: list[object] = []
@@ -218,7 +218,7 @@ def test_a_stopped_writer_is_dead_after_its_lease(area: SwiftArea, tmp_path: Pat
             assert time.monotonic() < deadline
             time.sleep(0.1)
         os.kill(proc.pid, signal.SIGSTOP)
-        lease = store.driver.timing.lease  # type: ignore[attr-defined]
+        lease = store._driver.timing.lease  # type: ignore[attr-defined]
         deadline = time.monotonic() + lease + 30
         while _segments_of(area, "frozen"):
             assert time.monotonic() < deadline, "a frozen writer's segments were never swept"
@@ -240,7 +240,7 @@ def test_a_stopped_writer_is_dead_after_its_lease(area: SwiftArea, tmp_path: Pat
 
 def test_part_sizes_follow_the_cluster(area: SwiftArea) -> None:
     store = area.store(segment_size="8M")
-    driver = store.driver
+    driver = store._driver
     assert isinstance(driver, SwiftDriver)
     info = area.saio.info()
     assert driver.max_file_size == info["swift"]["max_file_size"]

@@ -22,7 +22,7 @@ from oslo_config import cfg
 
 from ..errors import ConfigError, ImageStoreError, InvalidLocation
 from ..location import Location
-from ..stores import Stores
+from ..store import Stores
 from . import glance_discovery
 from .backend import HASHING_KEY, AddResult, GlanceBackend, Reopening, Verifier
 from .glance_store_errors import Op, to_glance_store
@@ -153,7 +153,7 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
             self.unset_capabilities(_Bits.WRITE_ACCESS)
         self.update_capabilities()
         log.info("glance backend %s: imagestore store %s (%s), URIs %s...", self.backend_group, name,
-                 backend.store.driver.scheme, backend.url_prefix)
+                 backend.store.scheme, backend.url_prefix)
         return backend
 
     def _require(self, image: str | None = None) -> GlanceBackend:

@@ -339,7 +339,7 @@ class Chaos:
     # ------------------------------------------------------------ attaching
     def attach(self, target: Any) -> Chaos:
         """Instrument a Store's driver (or a Driver) in place; returns self."""
-        driver = getattr(target, "driver", target)
+        driver = getattr(target, "_driver", target)
         patched: list[str] = []
         for point in DRIVER_POINTS:
             real = getattr(driver, point, None)
