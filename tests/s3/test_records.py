@@ -16,7 +16,7 @@ def plant_record(client: Any, bucket: str, image: str, token: str, data: bytes, 
     the metadata is only in the record's body (as when it passed 2 KiB)."""
     import hashlib
 
-    from imagestore._drivers.s3.core import record_body, record_headers
+    from imagestore.drivers.s3.core import record_body, record_headers
     from imagestore.results import encode_metadata
 
     meta = encode_metadata({"md5": hashlib.md5(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()},

@@ -144,7 +144,7 @@ def test_a_sweep_keeps_its_budget_on_a_big_bucket(moto_server: S3Server, monkeyp
     and the next one goes on after the last key the first one handled, not from the start."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from imagestore._drivers.s3 import sweeper
+    from imagestore.drivers.s3 import sweeper
     from tests.services.s3 import temporary_bucket
 
     monkeypatch.setenv("IMAGESTORE_TEST_S3_ACCESS", moto_server.access_key)

@@ -15,7 +15,7 @@ import pytest
 
 import imagestore
 from imagestore import BackendUnavailable, NoSpace, NotFound, PermissionDenied
-from imagestore._drivers.swift import SwiftDriver
+from imagestore.drivers.swift import SwiftDriver
 from tests.conformance.suite import chunks, payload
 from tests.services.faultproxy import FaultProxyFactory, Request
 

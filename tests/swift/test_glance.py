@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import imagestore
 from imagestore import Location
-from imagestore._drivers import CloneRequest
+from imagestore.drivers import CloneRequest
 from tests.conformance.suite import payload
 
 from .area import MiB, SwiftArea

@@ -11,7 +11,7 @@ import pytest
 
 import imagestore
 from imagestore import ImageTooLarge
-from imagestore._drivers.swift import SwiftDriver
+from imagestore.drivers.swift import SwiftDriver
 from tests.conformance.suite import chunks, payload
 from tests.services.swift import SwiftSAIO, SwiftSAIOFactory
 

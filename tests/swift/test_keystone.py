@@ -12,7 +12,7 @@ import pytest
 
 import imagestore
 from imagestore import PermissionDenied
-from imagestore._drivers.swift import SwiftDriver
+from imagestore.drivers.swift import SwiftDriver
 from tests.conformance.suite import chunks, payload
 
 from .area import MiB

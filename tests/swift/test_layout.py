@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from imagestore import SizeMismatch
-from imagestore._drivers.swift import SwiftDriver
+from imagestore.drivers.swift import SwiftDriver
 from tests.conformance.suite import chunks, payload
 
 from .area import MiB, SwiftArea
@@ -159,7 +159,7 @@ def test_killed_writer_is_swept_once_its_heartbeat_lapses(area: SwiftArea, tmp_p
 
 def _heartbeat_expiry(area: SwiftArea, image: str) -> int | None:
     """The latest ``delete_at`` of ``image``'s writer heartbeats, as the segments listing says."""
-    from imagestore._drivers.swift.claims import HEARTBEAT, parse_tag
+    from imagestore.drivers.swift.claims import HEARTBEAT, parse_tag
 
     rows = [r for r in area.objects(area.container() + "_segments")
             if r["name"].startswith(f"{image}/") and r["name"].rpartition("/")[2] == HEARTBEAT]
