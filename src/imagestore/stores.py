@@ -5,18 +5,8 @@ from __future__ import annotations
 
 import warnings
 
-from .store.registry import (
-    ENTRY_POINT_GROUP,
-    Stores,
-    UnknownStore,
-    default_root,
-    installed_drivers,
-    load_driver_class,
-    open_store,
-)
-
-__all__ = ["ENTRY_POINT_GROUP", "Stores", "UnknownStore", "default_root", "installed_drivers", "load_driver_class",
-           "open_store"]
+from .store.registry import *  # noqa: F403 - the whole public surface of the old module, re-exported
+from .store.registry import __all__  # noqa: F401
 
 warnings.warn("imagestore.stores is deprecated; import Stores, open_store... from imagestore or imagestore.store",
               DeprecationWarning, stacklevel=2)
