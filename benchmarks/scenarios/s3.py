@@ -229,7 +229,7 @@ def throughput(server: Server, bucket: str, path: Path, size: int, runs: int) ->
             store.add("store-object", fh)
 
     def driver_write() -> None:
-        writer = store.driver.open_writer("driver-object", None)
+        writer = store._driver.open_writer("driver-object", None)
         buf = bytearray(4 * MiB)
         with open(path, "rb", buffering=0) as fh:
             while n := fh.readinto(buf):

@@ -160,7 +160,7 @@ def _bare_delete(saio: Saio, container: str, name: str) -> None:
 
 def _driver_write(store: Any, image: str, source: Path, chunk: int) -> Any:
     """The driver's writer alone (no hashing, no inspection): what 'hashing off' means here."""
-    writer = store.driver.open_writer(image, None)
+    writer = store._driver.open_writer(image, None)
     buf = bytearray(chunk)
     with open(source, "rb", buffering=0) as fh:
         while n := fh.readinto(buf):

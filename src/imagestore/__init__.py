@@ -42,9 +42,7 @@ from .results import (
     Replica,
     SweepReport,
 )
-from .store import Store
-from .store_ops import replicate
-from .stores import Stores, open_store
+from .store import Store, Stores, open_store, replicate
 
 __version__ = "0.6.0"
 

@@ -29,13 +29,13 @@ MiB = 1 << 20
 def count_reads(store: Store) -> list[int]:
     """Record every driver reader ``store`` opens from now on (one per backend read)."""
     seen: list[int] = []
-    real = store.driver.open_reader
+    real = store._driver.open_reader
 
     def counting(loc: Any, offset: int, length: int) -> Any:
         seen.append(offset)
         return real(loc, offset, length)
 
-    store.driver.open_reader = counting  # type: ignore[method-assign]
+    store._driver.open_reader = counting  # type: ignore[method-assign]
     return seen
 
 
@@ -109,7 +109,7 @@ def test_eight_processes_one_backend_read(images: Store, tmp_path: Path) -> None
     code = textwrap.dedent(f"""
         import os, sys, time, pathlib, imagestore
         store = imagestore.open_store({{"driver": "file", "root": {str(tmp_path / "images")!r}}}, "images")
-        real = store.driver.open_reader
+        real = store._driver.open_reader
         class Slow:
             def __init__(self, inner): self.inner = inner
             def read(self, n):
@@ -120,7 +120,7 @@ def test_eight_processes_one_backend_read(images: Store, tmp_path: Path) -> None
             with open({str(counter)!r}, "a") as fh:
                 fh.write(f"{{os.getpid()}}\\n")
             return Slow(real(loc, off, n))
-        store.driver.open_reader = counting
+        store._driver.open_reader = counting
         cache = imagestore.ImageCache({str(tmp_path / "cache")!r}, store=store, link="never")
         while not pathlib.Path({str(go)!r}).exists():
             time.sleep(0.01)
@@ -172,7 +172,7 @@ def test_killed_fetch_leaves_no_entry(images: Store, tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import time, pathlib, imagestore
         store = imagestore.open_store({{"driver": "file", "root": {str(tmp_path / "images")!r}}}, "images")
-        real = store.driver.open_reader
+        real = store._driver.open_reader
         class Slow:
             def __init__(self, inner): self.inner = inner
             def read(self, n):
@@ -180,7 +180,7 @@ def test_killed_fetch_leaves_no_entry(images: Store, tmp_path: Path) -> None:
                 time.sleep(0.3)
                 return self.inner.read(min(n, 1 << 20))
             def close(self): self.inner.close()
-        store.driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
+        store._driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
         imagestore.ImageCache({str(tmp_path / "cache")!r}, store=store, link="never").fetch("img")
     """)
     proc = subprocess.Popen([sys.executable, "-c", code])

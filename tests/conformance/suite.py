@@ -197,16 +197,16 @@ class ConsumerSuite:
         data = payload(2 * MiB, seed=42)
         info = store.add(image_id, data, len(data))
         reads: list[tuple[int, int]] = []
-        real = store.driver.open_reader
+        real = store._driver.open_reader
 
         def counting(loc: imagestore.Location, offset: int, length: int) -> Any:
             reads.append((offset, length))
             return real(loc, offset, length)
 
-        store.driver.open_reader = counting  # type: ignore[method-assign]
+        store._driver.open_reader = counting  # type: ignore[method-assign]
         first = store.clone(info.location, sibling, name=image_id + "-v1", verify_source=True)
         second = store.clone(info.location, sibling, name=image_id + "-v2", verify_source=True)
-        version = store.driver.stat(info.location).version
+        version = store._driver.stat(info.location).version
         if first.mode == "stream":
             assert len(reads) == 2  # each stream is verified as it goes
         else:
@@ -719,7 +719,7 @@ class ConformanceSuite(ConsumerSuite):
     # ------------------------------------------------------------ secrets
     def test_no_credentials_in_logs_or_reprs(self, backend: Backend, store: Store, image_id: str,
                                              caplog: Any) -> None:
-        secret_options = sorted(k for k, o in store.driver.OPTIONS.items() if o.secret)
+        secret_options = sorted(k for k, o in store._driver.OPTIONS.items() if o.secret)
         secrets = backend.secrets()
         if secret_options:
             assert secrets, f"the backend authenticates with {secret_options}: the test must know their values"
@@ -730,8 +730,8 @@ class ConformanceSuite(ConsumerSuite):
             store.add(image_id, b"abc", 3)
         with pytest.raises(NotFound) as missing:
             store.stat(image_id + "-missing")
-        texts = [repr(store), repr(store.driver), repr(info), str(info.location), repr(store.capabilities),
-                 caplog.text, str(err.value), str(missing.value), repr(store.driver.describe()),
+        texts = [repr(store), repr(store._driver), repr(info), str(info.location), repr(store.capabilities),
+                 caplog.text, str(err.value), str(missing.value), repr(store.describe()),
                  repr(store.locate(info.location)) if store.capabilities.direct_access else ""]
         for secret in secrets:
             assert len(secret) >= 8, "a secret this short proves nothing"

@@ -22,13 +22,13 @@ from .conftest import MiB, Opened, data_of
 def count_reads(store: Store) -> list[int]:
     """Count the driver readers ``store`` opens from now on."""
     opened: list[int] = []
-    real = store.driver.open_reader
+    real = store._driver.open_reader
 
     def counting(loc: Any, offset: int, length: int) -> Any:
         opened.append(offset)
         return real(loc, offset, length)
 
-    store.driver.open_reader = counting  # type: ignore[method-assign]
+    store._driver.open_reader = counting  # type: ignore[method-assign]
     return opened
 
 
@@ -95,7 +95,7 @@ def _kill_replicate(src_spec: dict[str, Any], dst_spec: dict[str, Any], image_id
         import imagestore, pathlib, time
         src = imagestore.open_store({src_spec!r}, "src")
         dst = imagestore.open_store({dst_spec!r}, "dst")
-        real = src.driver.open_reader
+        real = src._driver.open_reader
         sent = [0]
         class Slow:
             def __init__(self, inner): self.inner = inner
@@ -107,7 +107,7 @@ def _kill_replicate(src_spec: dict[str, Any], dst_spec: dict[str, Any], image_id
                     time.sleep(0.2)
                 return data
             def close(self): self.inner.close()
-        src.driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
+        src._driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
         src.replicate({image_id!r}, dst, mode="stream")
     """)
     proc = subprocess.Popen([sys.executable, "-c", code])

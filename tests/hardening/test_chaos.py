@@ -73,7 +73,7 @@ def test_after_bytes_splits_a_write_exactly() -> None:
     store = memory_store("split")
     seen: list[int] = []
     chaos = Chaos([Fault("write", Raise.os_error(5), after_bytes=1_000_003)])
-    real_open = store.driver.open_writer
+    real_open = store._driver.open_writer
 
     def spy(image_id: str, size: int | None) -> object:
         writer = real_open(image_id, size)
@@ -81,7 +81,7 @@ def test_after_bytes_splits_a_write_exactly() -> None:
         writer.write = lambda data: (seen.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
         return writer
 
-    store.driver.open_writer = spy  # type: ignore[method-assign]
+    store._driver.open_writer = spy  # type: ignore[method-assign]
     with chaos.attached(store), pytest.raises(imagestore.BackendError):
         store.add("img", chunks(payload(3 * MiB, 2), 256 << 10), 3 * MiB)
     assert sum(seen) == 1_000_003 and chaos.fired["write"] == 1
@@ -94,7 +94,7 @@ def test_detach_restores_the_driver() -> None:
     with pytest.raises(imagestore.BackendError):
         store.stat(info.location)
     chaos.detach()
-    assert store.stat(info.location).size == 100 and "stat" not in store.driver.__dict__
+    assert store.stat(info.location).size == 100 and "stat" not in store._driver.__dict__
 
 
 def test_every_read_altered_never_succeeds() -> None:

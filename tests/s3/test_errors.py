@@ -130,7 +130,7 @@ def test_aws_credential_chain_when_no_keys_are_configured(open_s3: Opener, s3_se
     table = {k: v for k, v in s3_spec(s3_server, s3_bucket).items() if k not in ("access_key", "secret_key")}
     store = imagestore.open_store(table, "chain")
     try:
-        assert store.driver.describe()["credentials"] == "AWS credential chain"
+        assert store.describe()["backend"]["credentials"] == "AWS credential chain"
         info = store.add("img", b"chained", 7)
         assert store.get(info.location) == b"chained"
     finally:
@@ -144,7 +144,7 @@ def test_secret_in_no_output(open_s3: Opener, s3_server: S3Server, s3_bucket: st
     secret = s3_server.secret_key
     store = open_s3(part_size="5M")
     info = store.add("img", b"x" * (11 << 20))
-    texts = [repr(store), repr(store.driver), str(store.driver.describe()), repr(info), str(info.location),
+    texts = [repr(store), repr(store._driver), str(store.describe()), repr(info), str(info.location),
              repr(store.locate(info.location)), repr(store.capabilities)]
     for op in (lambda: store.add("img", b"y", 1), lambda: store.stat("missing"), lambda: store.get("missing")):
         with pytest.raises(ImageStoreError) as err:

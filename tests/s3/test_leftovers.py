@@ -79,7 +79,7 @@ def test_refused_format_aborts_after_the_parts(open_s3: Opener, s3_server: S3Ser
 def test_driver_writer_abort(open_s3: Opener, s3_server: S3Server, s3_bucket: str) -> None:
     store = open_s3(part_size="5M")
     client = s3_server.client()
-    writer = store.driver.open_writer("aborted", None)
+    writer = store._driver.open_writer("aborted", None)
     for i in range(3):
         writer.write(memoryview(payload(4 * MiB, seed=i)))
     assert uploads(client, s3_bucket), "three 4 MiB writes of 5 MiB parts: an upload must be open"
@@ -129,7 +129,7 @@ def test_killed_writer_is_swept_only_after_its_lease_lapses(s3_server: S3Server,
         if proc.poll() is None:
             proc.kill()
     assert uploads(client, s3_bucket), "the killed writer left no upload: the test proves nothing"
-    stale_after = store.driver.stale_after  # type: ignore[attr-defined]
+    stale_after = store._driver.stale_after  # type: ignore[attr-defined]
     killed_at = time.monotonic()
     removed = 0
     while leftovers(client, s3_bucket):

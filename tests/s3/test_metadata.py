@@ -28,7 +28,7 @@ def test_metadata_over_2_kib_goes_to_the_record_body(open_s3: Opener, s3_server:
     """A driver's metadata is opaque: one too big for headers makes the image a record whose
     JSON body holds it (the stat then costs a HEAD and a GET)."""
     store = open_s3()
-    driver = store.driver
+    driver = store._driver
     data = payload(MiB, seed=2)
     writer = driver.open_writer("big-meta", len(data))
     writer.write(memoryview(data))

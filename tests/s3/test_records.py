@@ -37,7 +37,7 @@ def test_a_record_replaced_between_head_and_get_is_read_again(open_s3: Opener, s
     first, second = payload(3000, seed=1), payload(5000, seed=2)
     plant_record(client, s3_bucket, "turn", "1-aaaaaaaaaaaaaaaa", first, headers=False)
     store = open_s3(auto_sweep=False)
-    driver: Any = store.driver
+    driver: Any = store._driver
     real = driver.client.call
     replaced: list[str] = []
 
@@ -64,7 +64,7 @@ def test_a_reader_of_a_record_follows_it_into_the_final_object(open_s3: Opener, 
     data = payload(7000, seed=3)
     plant_record(client, s3_bucket, "moving", "1-cccccccccccccccc", data, headers=True)
     store = open_s3(auto_sweep=False)
-    driver: Any = store.driver
+    driver: Any = store._driver
     assert store.stat("moving").size == len(data)  # the record, remembered for the read that follows
     driver.finish_record("moving", driver.resolve("moving", "moving"))  # what the add does last
     assert client.list_objects_v2(Bucket=s3_bucket, Prefix=".imagestore/").get("KeyCount", 0) == 0

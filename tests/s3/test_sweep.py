@@ -23,7 +23,7 @@ def test_a_paused_live_writer_is_never_swept(open_s3: Opener, s3_server: S3Serve
     its heartbeat, not its traffic, says it is alive."""
     store = open_s3(part_size="5M", heartbeat=1, connect_timeout=1, read_timeout=3)
     sweeper = open_s3("sweeper", auto_sweep=False)
-    stale_after = store.driver.stale_after  # type: ignore[attr-defined]
+    stale_after = store._driver.stale_after  # type: ignore[attr-defined]
     client = s3_server.client()
     resume, sent = threading.Event(), threading.Event()
     data = payload(13 * MiB, seed=1)
@@ -72,7 +72,7 @@ def test_unpublished_data_and_stale_leases_are_swept(open_s3: Opener, s3_server:
     client.put_object(Bucket=s3_bucket, Key=".imagestore/uploads/ghost/1-dead0000dead0002", Body=b"{}")
     assert len(leftovers(client, s3_bucket)) == 3
     assert store.sweep(3600) == imagestore.SweepReport(), "a fresh leftover was swept with older_than=1h"
-    stale_after = store.driver.stale_after  # type: ignore[attr-defined]
+    stale_after = store._driver.stale_after  # type: ignore[attr-defined]
     deadline = time.monotonic() + stale_after + 30
     removed = imagestore.SweepReport()
     while leftovers(client, s3_bucket):
@@ -155,7 +155,7 @@ def test_a_sweep_keeps_its_budget_on_a_big_bucket(moto_server: S3Server, monkeyp
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
         store = imagestore.open_store(s3_spec(moto_server, bucket, auto_sweep=False), "big")
-        driver: Any = store.driver
+        driver: Any = store._driver
         calls: list[tuple[str, dict[str, Any]]] = []
         real = driver.client.call
 

@@ -32,7 +32,7 @@ def test_a_stalled_endpoint_fails_after_retries_plus_one_attempts_bounded_by_io_
     store = imagestore.open_store(_spec(s3_server, s3_bucket, endpoint=proxy.endpoint, io_timeout=0.5,
                                         connect_timeout=3, retries=2, retry_backoff=0.01, auto_sweep=False), "slow")
     try:
-        config = store.driver.client.raw.meta.config  # type: ignore[attr-defined]
+        config = store._driver.client.raw.meta.config  # type: ignore[attr-defined]
         assert (config.connect_timeout, config.read_timeout) == (3.0, 0.5)
         assert config.retries["total_max_attempts"] == 1  # botocore never resends: the facade does
         store.add("img", b"data", 4)
@@ -54,8 +54,8 @@ def test_the_drivers_read_timeout_overrides_the_stores_io_timeout(
     stores = [imagestore.open_store(_spec(s3_server, s3_bucket, **options), "t")
               for options in ({}, {"io_timeout": 5}, {"io_timeout": 5, "read_timeout": 7})]
     try:
-        seen = [(s.driver.client.raw.meta.config.connect_timeout,  # type: ignore[attr-defined]
-                 s.driver.client.raw.meta.config.read_timeout) for s in stores]  # type: ignore[attr-defined]
+        seen = [(s._driver.client.raw.meta.config.connect_timeout,  # type: ignore[attr-defined]
+                 s._driver.client.raw.meta.config.read_timeout) for s in stores]  # type: ignore[attr-defined]
         assert seen == [(10.0, 60.0), (10.0, 5.0), (10.0, 7.0)]  # one default for every driver: 10 s, 60 s
     finally:
         for s in stores:

@@ -98,7 +98,7 @@ def test_store_secrets_never_printed(tmp_path: Path, monkeypatch: pytest.MonkeyP
     except ImageStoreError as exc:
         assert SECRET not in str(exc)
     else:
-        assert SECRET not in f"{store!r} {store.driver!r} {store.driver.describe()}"
+        assert SECRET not in f"{store!r} {store._driver!r} {store.describe()}"
         with pytest.raises(ImageStoreError) as err:
             store.add("img", b"x" * 100, 100)
         assert SECRET not in str(err.value)

@@ -76,7 +76,7 @@ def test_other_accounts_and_backends_get_a_verified_stream(area: SwiftArea) -> N
     foreign = area.store("foreign", user=area.saio.user, key={"env": os_key}, temp_url_key=None)
     check = store.can_clone(info.location, foreign)
     assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ACCOUNT  # same cluster
-    assert foreign.driver.auth.storage_url in check.reason  # type: ignore[attr-defined]
+    assert foreign._driver.auth.storage_url in check.reason  # type: ignore[attr-defined]
     assert not store.can_clone(info.location, foreign, mode="server_copy").possible
     with pytest.raises(imagestore.Unsupported):
         store.clone(info.location, foreign, mode="server_copy")
@@ -94,7 +94,7 @@ def test_another_storage_host_is_a_different_endpoint(area: SwiftArea, fault_pro
     info = store.add("img", data)
     proxy = fault_proxy("127.0.0.1", area.saio.proxy_port)
     far = area.store("far", auth_url=f"{proxy.endpoint}/auth/v1.0")
-    there = far.driver.auth.storage_url  # type: ignore[attr-defined]
+    there = far._driver.auth.storage_url  # type: ignore[attr-defined]
     assert there.startswith(proxy.endpoint) and there.endswith("/AUTH_test2")  # same account, other host
     check = store.can_clone(info.location, far)
     assert check.mode == "stream" and check.code is imagestore.CloneRefusal.DIFFERENT_ENDPOINT, check

@@ -40,7 +40,7 @@ def test_connection_dropped_mid_body_resumes_at_that_byte(area: SwiftArea, fault
     store = area.store(auth_url=auth, concurrency=1, chunk_size="1536K")
     data = payload(9 * MiB + 5, seed=1)
     info = store.add("img", data)
-    assert store.driver.auth.storage_url.startswith(proxy.endpoint)  # type: ignore[attr-defined]
+    assert store._driver.auth.storage_url.startswith(proxy.endpoint)  # type: ignore[attr-defined]
     proxy.reset_counters()
     proxy.drop_response(after=MiB // 2 + 3, times=2, match=_segment_get(5))
     with store.open(info.location) as reader:  # verified at the end
@@ -137,7 +137,7 @@ def test_quota_full_is_no_space_and_leaves_nothing(area: SwiftArea) -> None:
 
 def test_token_expiring_mid_upload_and_mid_read_is_renewed(area: SwiftArea) -> None:
     store = area.store(segment_size="1M", chunk_size="1M")  # 1 MiB reads: some start after the token is gone
-    driver = store.driver
+    driver = store._driver
     assert isinstance(driver, SwiftDriver)
     data = payload(12 * MiB + 7, seed=5)
     forgot = threading.Event()

@@ -46,7 +46,7 @@ def test_a_glance_dlo_resolves_and_reads_verified(area: SwiftArea) -> None:
     assert store.get(resolved, 2 * MiB - 3, 6, verify=False) == data[2 * MiB - 3:2 * MiB + 3]
     # the facade clones only images whose format it knows; the driver's copy of a DLO (each
     # segment copied in Swift) makes an SLO of the store's own
-    copy = store.driver.clone(resolved, store.driver, CloneRequest("4a7d-copy", "server_copy", {}))
+    copy = store._driver.clone(resolved, store._driver, CloneRequest("4a7d-copy", "server_copy", {}))
     assert area.conn.head_object(container, "4a7d-copy")["x-static-large-object"] == "True"
     with store.open(copy, expected={"md5": hashlib.md5(data).hexdigest()}) as reader:
         assert b"".join(reader) == data

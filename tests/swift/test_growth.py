@@ -36,7 +36,7 @@ def small_area(small_saio: SwiftSAIO) -> Iterator[SwiftArea]:
 
 def test_sizes_double_up_to_the_cluster_limits(small_area: SwiftArea) -> None:
     store = small_area.store(segment_size="1M")
-    driver = store.driver
+    driver = store._driver
     assert isinstance(driver, SwiftDriver)
     assert (driver.max_file_size, driver.max_parts) == (4 * MiB, 6)
     sizes = [driver.part_sizes("grown").size_of(i) for i in range(6)]
@@ -60,7 +60,7 @@ def test_sizes_double_up_to_the_cluster_limits(small_area: SwiftArea) -> None:
 
 def test_threshold_and_segments_never_exceed_max_file_size(small_area: SwiftArea) -> None:
     store = small_area.store(segment_size="8M", large_object_threshold="16M")
-    driver = store.driver
+    driver = store._driver
     assert isinstance(driver, SwiftDriver)
     assert driver.threshold == driver.first == driver.largest == 4 * MiB
     data = payload(4 * MiB + 1, seed=3)
@@ -75,7 +75,7 @@ def test_the_manifest_size_limit_bounds_the_segment_count(swift_saio_factory: Sw
     area = SwiftArea(saio)
     try:
         store = area.store(segment_size="64K")
-        driver = store.driver
+        driver = store._driver
         assert isinstance(driver, SwiftDriver)
         image = "m" * 255  # the longest id: the store's max_object_size is computed for it
         sizes = driver.part_sizes(image)

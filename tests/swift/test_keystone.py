@@ -35,7 +35,7 @@ def v3_spec(keystone_swift: KeystoneSwift) -> Iterator[dict[str, Any]]:
 def test_v3_store_round_trip(keystone_swift: KeystoneSwift, v3_spec: dict[str, Any]) -> None:
     store = imagestore.open_store(v3_spec, "ks")
     try:
-        driver = store.driver
+        driver = store._driver
         assert isinstance(driver, SwiftDriver)
         assert driver.auth.storage_url == f"{keystone_swift.proxy_url}/v1/AUTH_{keystone_swift.project_id}"
         data = payload(3 * MiB + 11, seed=1)
@@ -53,7 +53,7 @@ def test_v3_store_round_trip(keystone_swift: KeystoneSwift, v3_spec: dict[str, A
 def test_v3_revoked_token_is_renewed(keystone_swift: KeystoneSwift, v3_spec: dict[str, Any]) -> None:
     store = imagestore.open_store(v3_spec, "ks")
     try:
-        driver = store.driver
+        driver = store._driver
         assert isinstance(driver, SwiftDriver)
         data = payload(6 * MiB, seed=2)
         revoked = []

@@ -144,7 +144,7 @@ def test_killed_writer_is_swept_once_its_heartbeat_lapses(area: SwiftArea, tmp_p
     assert store.sweep(3600).removed == 0  # young: kept whatever its writer's state
     assert store.sweep(0).removed == 0  # the heartbeat still runs for up to writer_lease
     assert len(_segments_of(area, "killed")) == 3
-    lease = store.driver.timing.lease  # type: ignore[attr-defined]
+    lease = store._driver.timing.lease  # type: ignore[attr-defined]
     expiry = _heartbeat_expiry(area, "killed")
     assert expiry is not None, "the killed writer left no heartbeat: the test proves nothing"
     while area.leftovers():
@@ -178,7 +178,7 @@ def test_sweep_never_takes_a_live_writers_segments(area: SwiftArea) -> None:
     """A writer that stalls longer than writer_lease but is alive keeps its heartbeat: sweep(0)
     leaves its segments, and its image is whole in the end."""
     store = area.store()
-    lease = store.driver.timing.lease  # type: ignore[attr-defined]
+    lease = store._driver.timing.lease  # type: ignore[attr-defined]
     first, rest = payload(3 * MiB, seed=7), payload(MiB + 9, seed=8)
     started, release = threading.Event(), threading.Event()
     outcome: list[object] = []
@@ -218,7 +218,7 @@ def test_a_stopped_writer_is_dead_after_its_lease(area: SwiftArea, tmp_path: Pat
             assert time.monotonic() < deadline
             time.sleep(0.1)
         os.kill(proc.pid, signal.SIGSTOP)
-        lease = store.driver.timing.lease  # type: ignore[attr-defined]
+        lease = store._driver.timing.lease  # type: ignore[attr-defined]
         deadline = time.monotonic() + lease + 30
         while _segments_of(area, "frozen"):
             assert time.monotonic() < deadline, "a frozen writer's segments were never swept"
@@ -240,7 +240,7 @@ def test_a_stopped_writer_is_dead_after_its_lease(area: SwiftArea, tmp_path: Pat
 
 def test_part_sizes_follow_the_cluster(area: SwiftArea) -> None:
     store = area.store(segment_size="8M")
-    driver = store.driver
+    driver = store._driver
     assert isinstance(driver, SwiftDriver)
     info = area.saio.info()
     assert driver.max_file_size == info["swift"]["max_file_size"]

@@ -93,7 +93,7 @@ def test_opening_changes_the_account_only_with_set_temp_url_key(area: SwiftArea,
         plain = area.store("plain", temp_url_key={"env": "IMAGESTORE_TEST_SWIFT_FRESH_KEY"}, set_temp_url_key=None)
         assert _account_meta(area) == before
         assert not plain.capabilities.presign and not plain.capabilities.direct_access
-        assert "set_temp_url_key" in plain.driver.describe()["presign_reason"]
+        assert "set_temp_url_key" in plain.describe()["backend"]["presign_reason"]
         info = plain.add("img", b"tempurl", 7)
         with pytest.raises(imagestore.Unsupported, match="no direct access"):
             plain.locate(info.location)

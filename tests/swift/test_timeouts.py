@@ -17,7 +17,7 @@ def test_a_stalled_proxy_fails_after_retries_plus_one_attempts_bounded_by_io_tim
     proxy = fault_proxy("127.0.0.1", area.saio.proxy_port)
     store = area.store(auth_url=f"{proxy.endpoint}/auth/v1.0", io_timeout=0.5, connect_timeout=3, retries=2,
                        retry_backoff=0.01, auto_sweep=False)
-    driver = store.driver
+    driver = store._driver
     assert driver.http.timeout == (3.0, 0.5)  # type: ignore[attr-defined]
     assert driver.auth._timeout == (3.0, 0.5)  # type: ignore[attr-defined]
     adapter = driver.http.session.get_adapter("http://x")  # type: ignore[attr-defined]
@@ -33,6 +33,6 @@ def test_a_stalled_proxy_fails_after_retries_plus_one_attempts_bounded_by_io_tim
 
 
 def test_the_drivers_read_timeout_overrides_the_stores_io_timeout(area: SwiftArea) -> None:
-    seen = [area.store(name=f"t{i}", **options).driver.http.timeout  # type: ignore[attr-defined]
+    seen = [area.store(name=f"t{i}", **options)._driver.http.timeout  # type: ignore[attr-defined]
             for i, options in enumerate(({}, {"io_timeout": 5}, {"io_timeout": 5, "read_timeout": 7}))]
     assert seen == [(10.0, 60.0), (10.0, 5.0), (10.0, 7.0)]  # one default for every driver: 10 s, 60 s

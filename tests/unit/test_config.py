@@ -124,7 +124,7 @@ def test_parse_size() -> None:
 
 def test_open_store_forms(tmp_path: Path) -> None:
     s = imagestore.open_store(f"file://{tmp_path}/r")
-    assert s.name == "local" and s.driver.scheme == "file"
+    assert s.name == "local" and s.scheme == "file"
     m = imagestore.open_store("memory://shared-ns")
     m2 = imagestore.open_store("memory://shared-ns", "other")
     info = m.add("x", b"1", 1)

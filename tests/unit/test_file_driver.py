@@ -73,7 +73,7 @@ def test_file_mode_and_xattrs(store: imagestore.Store, tmp_path: Path) -> None:
 def test_sweep_removes_dead_writers_only(store: imagestore.Store, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     store.add("seed", b"x", 1)
-    live = store.driver.open_writer("live", None)  # holds its flock
+    live = store._driver.open_writer("live", None)  # holds its flock
     tmp = tmp_path / "root" / ".tmp"
     dead = tmp / "img.1.dead"
     dead.write_bytes(b"partial" * 1000)
@@ -167,7 +167,7 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path: Path, capsys: pytest.Capt
 
 def test_clone_across_filesystems_streams(store: imagestore.Store) -> None:
     shm = "/dev/shm"
-    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(store.driver.root.rsplit("/", 1)[0]).st_dev:
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(store._driver.root.rsplit("/", 1)[0]).st_dev:
         pytest.fail("this test needs /dev/shm on a filesystem of its own")
     other = imagestore.open_store({"driver": "file", "root": f"{shm}/imagestore-test-{os.getpid()}"}, "shm")
     info = store.add("img", b"abc" * 1000, 3000)

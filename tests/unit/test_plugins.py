@@ -13,7 +13,7 @@ from stevedore import ExtensionManager
 
 import imagestore
 from imagestore import ConfigError
-from imagestore.stores import ENTRY_POINT_GROUP, installed_drivers, load_driver_class
+from imagestore.store import ENTRY_POINT_GROUP, installed_drivers, load_driver_class
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_missing_dependency_names_the_extra() -> None:
         import sys
         sys.modules["boto3"] = sys.modules["botocore"] = None  # "import boto3" now raises ImportError
         from imagestore import DriverNotInstalled
-        from imagestore.stores import installed_drivers, load_driver_class
+        from imagestore.store import installed_drivers, load_driver_class
         assert "s3" in installed_drivers(), installed_drivers()
         try:
             load_driver_class("s3")

@@ -24,4 +24,4 @@ def test_write_your_own_driver_example_runs() -> None:
 
     assert isinstance(store, imagestore.Store)
     assert store.capabilities.persistent is False
-    assert sorted(store.driver.images) == ["copy", "hello"]  # type: ignore[attr-defined]
+    assert sorted(store._driver.images) == ["copy", "hello"]  # type: ignore[attr-defined]

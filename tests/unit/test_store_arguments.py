@@ -70,7 +70,7 @@ def test_bad_arguments_are_invalid_argument(store: imagestore.Store, case: str, 
     # locate/presign need a store that claims them: the argument is checked after the claim
     from dataclasses import replace
 
-    monkeypatch.setattr(store, "_caps", replace(store.capabilities, direct_access=True, presign=True))
+    monkeypatch.setattr(store._state, "caps", replace(store.capabilities, direct_access=True, presign=True))
     with pytest.raises(InvalidArgument) as err:
         CASES[case](store)
     assert isinstance(err.value, ValueError)
@@ -85,7 +85,7 @@ def test_a_failed_open_leaves_no_driver_reader_open(store: imagestore.Store) -> 
     """expected= with an unknown algorithm used to fail after the driver's reader was opened
     (a connection, and on S3 a read-ahead thread, left behind)."""
     opened: list[Any] = []
-    real = store.driver.open_reader
+    real = store._driver.open_reader
 
     class Counted:
         def __init__(self, inner: Any) -> None:
@@ -99,7 +99,7 @@ def test_a_failed_open_leaves_no_driver_reader_open(store: imagestore.Store) -> 
             self.closed = True
             self.inner.close()
 
-    store.driver.open_reader = lambda loc, at, n: Counted(real(loc, at, n))  # type: ignore[method-assign]
+    store._driver.open_reader = lambda loc, at, n: Counted(real(loc, at, n))  # type: ignore[method-assign]
     for expected in ({"nope": "00"}, {"sha256": "0" * 64, "md4x": "00"}):
         with pytest.raises(InvalidArgument):
             store.open("img", expected=expected)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import imagestore
-from imagestore import store_ops
+from imagestore.store import memo
 from imagestore.config import StoreSettings
 from imagestore.spi.contract import DriverContext
 from imagestore.drivers.memory import MemoryDriver
@@ -59,21 +59,21 @@ def test_a_failing_close_does_not_hide_the_probe_failure() -> None:
 
 def _reads(store: imagestore.Store) -> list[str]:
     seen: list[str] = []
-    real = store.driver.open_reader
+    real = store._driver.open_reader
 
     def counting(loc: imagestore.Location, offset: int, length: int) -> Any:
         seen.append(loc.image)
         return real(loc, offset, length)
 
-    store.driver.open_reader = counting  # type: ignore[method-assign]
+    store._driver.open_reader = counting  # type: ignore[method-assign]
     return seen
 
 
 def test_verify_source_memo_is_a_bounded_lru(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file driver has version tokens (inode, change time): a remembered version is not read
     again, and beyond VERIFIED_MEMO_SIZE the least recently used one is forgotten."""
-    assert store_ops.VERIFIED_MEMO_SIZE == 4096  # the documented default
-    monkeypatch.setattr(store_ops, "VERIFIED_MEMO_SIZE", 3)
+    assert memo.VERIFIED_MEMO_SIZE == 4096  # the documented default
+    monkeypatch.setattr(memo, "VERIFIED_MEMO_SIZE", 3)
     store = imagestore.open_store({"driver": "file", "root": str(tmp_path / "images")}, "files")
     for i in range(5):
         store.add(f"img{i}", f"image {i}".encode(), 7)
@@ -83,10 +83,10 @@ def test_verify_source_memo_is_a_bounded_lru(tmp_path: Any, monkeypatch: pytest.
     assert store.verify_source("img0") is False  # remembered; now the most recently used
     assert store.verify_source("img3") is True  # evicts img1, the least recently used
     assert store.verify_source("img4") is True  # evicts img2
-    assert len(store._verified_memo()) == 3
+    assert len(store._state.memo) == 3
     reads.clear()
     assert [store.verify_source(f"img{i}") for i in (0, 3, 4)] == [False, False, False]
     assert reads == []
     assert store.verify_source("img1") is True  # forgotten: read (and verified) again
     assert reads == ["img1"]
-    assert len(store._verified_memo()) == 3
+    assert len(store._state.memo) == 3

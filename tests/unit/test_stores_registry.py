@@ -12,7 +12,7 @@ import pytest
 from stevedore import ExtensionManager
 
 import imagestore
-from imagestore.stores import ENTRY_POINT_GROUP
+from imagestore.store import ENTRY_POINT_GROUP
 
 
 @pytest.fixture

@@ -38,8 +38,7 @@ from ..formats import FormatPolicy, inspect
 from ..engine.hashing import COLLISION_RESISTANT, strongest, validate_digests
 from ..location import Location
 from ..engine.progress import Progress
-from ..store import Store
-from ..stores import Stores
+from ..store import Store, Stores
 from .fill import hash_and_inspect, link_into, new_temp, stream_into
 from .layout import KEY_RE, Layout, Sidecar, key_for, seal_of
 from .locks import key_lock, leased, open_paths, try_key_lock, valid_holder

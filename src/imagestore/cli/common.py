@@ -13,8 +13,7 @@ from typing import Any, NoReturn
 
 from ..location import Location
 from ..engine.progress import Progress, ProgressBar
-from ..store import Store
-from ..stores import Stores
+from ..store import Store, Stores
 
 __all__ = ["Context", "Handler", "Parser", "UsageError", "emit"]
 

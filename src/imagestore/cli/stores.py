@@ -28,10 +28,11 @@ def cmd_stores(ctx: Context) -> None:
                                    "message": str(exc)}
             lines.append(f"{mark} {name:12} {ctx.stores.driver_name(name):7} unavailable: {exc}")
             continue
-        caps = store.capabilities.to_dict()
-        out["stores"][name] = {"driver": store.driver.scheme, **store.driver.describe(), "capabilities": caps}
+        facts = store.describe()
+        caps = facts["capabilities"]
+        out["stores"][name] = {"driver": facts["scheme"], **facts["backend"], "capabilities": caps}
         flags = ",".join(k for k, v in caps.items() if v is True)
-        lines.append(f"{mark} {name:12} {store.driver.scheme:7} {flags}")
+        lines.append(f"{mark} {name:12} {store.scheme:7} {flags}")
     emit(ctx, out, "\n".join(lines))
 
 

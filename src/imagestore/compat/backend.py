@@ -72,10 +72,10 @@ class GlanceBackend:
     def __init__(self, backend_id: str | None, store: Store) -> None:
         self.id = backend_id
         self.store = store
-        self.form: GlanceForm = form_for(store.driver.scheme)
-        host = store.driver.location_for(PROBE_ID).host  # the endpoint the store's locations name
-        self.secure = is_secure(store.driver.describe(), host)
-        self.url_prefix = url_prefix(store.driver.location_for, secure=self.secure)
+        self.form: GlanceForm = form_for(store.scheme)
+        host = store.location(PROBE_ID).host  # the endpoint the store's locations name
+        self.secure = is_secure(store.describe()["backend"], host)
+        self.url_prefix = url_prefix(store.location, secure=self.secure)
 
     def __repr__(self) -> str:
         return f"<GlanceBackend {self.id!r} store={self.store.name!r} prefix={self.url_prefix!r}>"

@@ -22,8 +22,7 @@ from typing import IO, Any
 
 from ..spi.contract import DeleteOutcome
 from ..errors import ConfigError, InvalidLocation
-from ..store import Store
-from ..stores import Stores, open_store
+from ..store import Store, Stores, open_store
 from .backend import AddResult, GlanceBackend, Verifier
 
 __all__ = ["Backends", "add_with_multihash", "delete", "get", "get_size_from_uri_and_backend"]

@@ -26,7 +26,7 @@ except ImportError as exc:  # this module runs inside Glance, where glance_store
 
 from ..errors import ConfigError, ImageStoreError, InvalidLocation  # noqa: E402
 from ..location import Location  # noqa: E402
-from ..stores import Stores  # noqa: E402
+from ..store import Stores  # noqa: E402
 from . import glance_discovery  # noqa: E402
 from .backend import HASHING_KEY, AddResult, GlanceBackend, Reopening, Verifier  # noqa: E402
 from .glance_store_errors import Op, to_glance_store  # noqa: E402
@@ -157,7 +157,7 @@ class Store(driver.Store):  # type: ignore[misc]  # glance_store is untyped
             self.unset_capabilities(_Bits.WRITE_ACCESS)
         self.update_capabilities()
         log.info("glance backend %s: imagestore store %s (%s), URIs %s...", self.backend_group, name,
-                 backend.store.driver.scheme, backend.url_prefix)
+                 backend.store.scheme, backend.url_prefix)
         return backend
 
     def _require(self, image: str | None = None) -> GlanceBackend:

@@ -376,7 +376,7 @@ class Chaos:
         is refused (RuntimeError) outside a child started to be killed."""
         if any(isinstance(f.action, Kill) for f in self.faults):
             require_killable()
-        driver = getattr(target, "driver", target)
+        driver = getattr(target, "_driver", target)
         patched: list[str] = []
         for point in DRIVER_POINTS:
             real = getattr(driver, point, None)

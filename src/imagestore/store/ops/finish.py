@@ -1,0 +1,47 @@
+"""The one tail of every operation that makes an image (add, adopt, and replicate through add): the
+caller's checksums, the format verdict against the policy, the metadata, the publish and its log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from ...config import StoreSettings
+from ...errors import ChecksumMismatch, UnsafeImage
+from ...engine.hashing import compare
+from ...location import Location
+from ...engine.pipeline import WriteOutcome
+from ...results import ImageInfo, encode_metadata
+from ..state import StoreState
+
+__all__ = ["check_expected", "finish"]
+
+log = logging.getLogger("imagestore")
+
+
+def check_expected(expected: Mapping[str, str], actual: Mapping[str, str], store: str, image: str) -> None:
+    """ChecksumMismatch unless every digest the caller expected is the one computed."""
+    bad = compare(expected, actual)
+    if bad is not None:
+        algo, want, got = bad
+        raise ChecksumMismatch(f"{algo} of the upload is {got}, expected {want}", algorithm=algo,
+                               expected=want, actual=got, store=store, image=image)
+
+
+def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[str, str]], Location], *,
+           image: str, settings: StoreSettings, format: str | None, expected: Mapping[str, str] | None,
+           verb: str) -> ImageInfo:
+    """Check the hashed and inspected bytes (``expected``, verdict, policy), then ``publish`` their
+    metadata; the caller aborts what it started if this raises."""
+    if expected:
+        check_expected(expected, outcome.checksums, state.name, image)
+    verdict = outcome.verdict
+    if verdict is not None:
+        settings.policy.check(verdict, declared=format, store=state.name, image=image)
+    elif format is not None and not settings.policy.allows(format):
+        raise UnsafeImage(f"format {format!r} is not allowed", store=state.name, image=image)
+    detected = verdict.format if verdict is not None else format
+    vsize = verdict.virtual_size if verdict is not None else None
+    loc = publish(encode_metadata(outcome.checksums, detected, vsize))
+    log.info("store %s: %s %s (%d bytes, format %s)", state.name, verb, image, outcome.size, detected)
+    return ImageInfo(loc.with_store(state.name), outcome.size, outcome.checksums, detected, vsize)

@@ -1,0 +1,120 @@
+"""Reading: ``stat``, ``open`` (verified, resuming, ranged), ``get``, ``download_to``, and
+``verify_source`` (read once, checked against the stored checksum, remembered by version)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from ...spi.contract import Reader
+from ...errors import BackendError, InvalidArgument, Unsupported
+from ...engine.hashing import strongest, validate_digests
+from ...location import Location
+from ...engine.pipeline import check_options
+from ...engine.progress import Progress
+from ...engine.reader import ImageReader, write_atomically
+from ...results import ImageInfo, decode_metadata
+from ...spi.retry import translate
+from ..args import is_count
+from ..state import StoreState
+
+__all__ = ["download_to", "get", "open_image", "stat", "verify_source", "version"]
+
+log = logging.getLogger("imagestore")
+
+
+def stat(state: StoreState, location: Location | str) -> ImageInfo:
+    """Size, checksums and format of a stored image; NotFound if absent."""
+    loc = state.location(location)
+    stored = state.call("stat", lambda: state.driver.stat(loc), loc.image)
+    return decode_metadata(loc, stored.size, stored.metadata)
+
+
+def open_image(state: StoreState, location: Location | str, offset: int = 0, length: int | None = None, *,
+               verify: bool | None = None, expected: Mapping[str, str] | None = None,
+               progress: Progress | None = None) -> ImageReader:
+    """A reader over the image or a range of it (see :meth:`imagestore.Store.open`)."""
+    loc = state.location(location)
+    if not is_count(offset) or (length is not None and not is_count(length)):
+        raise InvalidArgument(f"offset and length must be non-negative ints, not {offset!r} and {length!r}",
+                              store=state.name, image=loc.image)
+    validate_digests(expected, store=state.name, image=loc.image)
+    check_options(store=state.name, image=loc.image, progress=progress)
+    info = stat(state, loc)
+    whole = offset == 0 and (length is None or length >= info.size)
+    if verify is None:
+        verify = whole and (state.settings.verify_reads or bool(expected))
+    if (verify or expected) and not whole:
+        raise Unsupported("a ranged read cannot be verified; pass verify=False", store=state.name, image=loc.image)
+    if not whole and not state.caps.range_read:
+        raise Unsupported("this store cannot read ranges", store=state.name, image=loc.image)
+    want = _expected_for(info, expected) if verify else None
+    if verify and not want:
+        raise Unsupported("no checksum is stored for this image; pass expected=", store=state.name,
+                          image=loc.image)
+    start = min(offset, info.size)
+    count = max(0, info.size - start) if length is None else max(0, min(length, info.size - start))
+
+    def opener(at: int, n: int) -> Reader:
+        return state.call("open", lambda: state.driver.open_reader(loc, at, n), loc.image)
+
+    return ImageReader(opener, offset=start, size=count, chunk_size=state.settings.chunk_size, expected=want,
+                       progress=progress, store=state.name, image=loc.image, policy=state.settings.retry)
+
+
+def get(state: StoreState, location: Location | str, offset: int = 0, length: int | None = None, *,
+        verify: bool | None = None) -> bytes:
+    """The image's bytes (or a range) in memory; for small images and tests."""
+    with open_image(state, location, offset, length, verify=verify) as reader:
+        return reader.read()
+
+
+def download_to(state: StoreState, location: Location | str, path: str | os.PathLike[str], *, verify: bool = True,
+                progress: Progress | None = None) -> ImageInfo:
+    """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
+    loc = state.location(location)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgument(f"path must be a file path, not {type(path).__name__}", store=state.name,
+                              image=loc.image)
+    info = stat(state, loc)
+    with open_image(state, loc, verify=verify, progress=progress) as reader:
+        try:
+            write_atomically(reader, path)
+        except OSError as exc:  # the local destination, not the backend
+            raise translate(exc, f"write {os.fspath(path)}", store=state.name, image=loc.image) from exc
+    return info
+
+
+def version(state: StoreState, loc: Location) -> str | None:
+    """The driver's version token of the image (None when the driver has none)."""
+    return state.call("stat", lambda: state.driver.stat(loc), loc.image).version
+
+
+def verify_source(state: StoreState, location: Location | str, *, progress: Progress | None = None) -> bool:
+    """Read the image once and check it against its stored checksum, unless this version was
+    verified already (see :meth:`imagestore.Store.verify_source`); True when it read the image."""
+    loc = state.location(location)
+    token = version(state, loc)
+    key = str(loc)
+    if token is not None and state.memo.verified(key, token):
+        return False
+    with open_image(state, loc, verify=True, progress=progress) as reader:
+        for _ in reader:
+            pass
+    if token is not None:
+        if version(state, loc) != token:
+            raise BackendError("the image changed while it was verified", store=state.name, image=loc.image)
+        state.memo.remember(key, token)
+    log.info("store %s: verified %s (version %s)", state.name, loc.image, token)
+    return True
+
+
+def _expected_for(info: ImageInfo, expected: Mapping[str, str] | None) -> dict[str, str]:
+    """What to verify a read against: the caller's digests, else the strongest stored one."""
+    if expected:
+        return dict(expected)
+    if not info.checksums:
+        return {}
+    algo = strongest(info.checksums)
+    return {algo: info.checksums[algo]}
