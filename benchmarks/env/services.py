@@ -13,7 +13,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,27 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagestore.testing.ports import free_port, free_ports
+
 from .checkout import SCRIPTS, script
 
 MOTO_TIMEOUT_S = 60.0
 RGW_GC = {"rgw_gc_obj_min_wait": "0", "rgw_gc_processor_period": "10", "rgw_gc_processor_max_time": "10"}
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports free on 127.0.0.1 right now."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_port() -> int:
-    """One port free on 127.0.0.1 right now."""
-    return free_ports(1)[0]
 
 
 def read_env(path: Path) -> dict[str, str]:
