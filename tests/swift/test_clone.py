@@ -9,7 +9,7 @@ import os
 import pytest
 
 import imagestore
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 
 from .area import MiB, SwiftArea
 
