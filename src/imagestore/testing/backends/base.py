@@ -23,7 +23,8 @@ from imagestore import Store, Unsupported
 from imagestore.config import StoreSettings, validate_driver_options
 from imagestore.drivers import Driver
 
-__all__ = ["CAPABILITIES", "SERVER_LIMIT", "STORES", "Backend", "BackendObject", "open_table", "store_source"]
+__all__ = ["CAPABILITIES", "SERVER_LIMIT", "STORES", "Backend", "BackendObject", "open_table", "secret_value",
+           "store_source"]
 
 STORES = ("images", "vms")
 """The two stores of every backend: ``images`` (the main one) and ``vms`` (its sibling)."""
@@ -51,6 +52,13 @@ class BackendObject:
 
     def __str__(self) -> str:
         return f"{self.store}:{self.kind}:{self.name}"
+
+
+def secret_value(value: Any) -> str | None:
+    """The value of a secret option of a store table: ``{"env": NAME}`` read from the environment."""
+    if isinstance(value, Mapping) and "env" in value:
+        return os.environ.get(str(value["env"]))
+    return None if value is None else str(value)
 
 
 def open_table(table: Mapping[str, Any], name: str) -> Store:
@@ -142,7 +150,12 @@ class Backend(ABC):
         raise Unsupported(f"the {self.kind} backend cannot list its objects outside imagestore")
 
     def leftovers(self) -> list[str]:
-        """Temporaries or partial objects left in the backend (empty after a failed add)."""
+        """Temporaries or partial objects left in the backend (empty after a failed add). The
+        default fits stores that keep nothing outside their published images (in-process ones)."""
+        return []
+
+    def temporaries(self) -> list[str]:
+        """The ``temporary`` objects :meth:`objects` finds: the leftovers of a listable backend."""
         return [str(o) for o in self.objects("") if o.kind == "temporary"]
 
     def held(self, prefix: str) -> list[str] | None:

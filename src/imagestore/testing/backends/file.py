@@ -48,6 +48,9 @@ class FileBackend(Backend):
                 found += [BackendObject(store, "temporary", e) for e in sorted(os.listdir(tmp)) if prefix in e]
         return found
 
+    def leftovers(self) -> list[str]:
+        return self.temporaries()
+
     def held(self, prefix: str) -> list[str] | None:
         """Temporaries whose writer's flock is still held, or younger than the driver's 10 s."""
         found = []

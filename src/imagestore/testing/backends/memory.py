@@ -26,9 +26,5 @@ class MemoryBackend(Backend):
     def table(self, store: str) -> dict[str, Any]:
         return {"driver": "memory", "namespace": self.namespace}
 
-    def leftovers(self) -> list[str]:
-        """An aborted writer's bytes are garbage of this process: nothing stays."""
-        return []
-
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "namespace": self.namespace}

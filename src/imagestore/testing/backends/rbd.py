@@ -14,9 +14,18 @@ from typing import Any
 
 from .base import STORES, Backend, BackendObject
 
-__all__ = ["TMP_PREFIX", "RbdBackend"]
+__all__ = ["TMP_PREFIX", "RbdBackend", "admin_tool"]
 
 TMP_PREFIX = ".tmp."  # the driver's temporary upload names
+
+
+def admin_tool(conf: str, *args: str, timeout: float = 120) -> str:
+    """Run a Ceph admin tool (``rbd``/``ceph``/``rados``/``radosgw-admin``) with ``conf``; its stdout."""
+    tool, *rest = args
+    proc = subprocess.run([tool, "-c", conf, *rest], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
 
 
 class RbdBackend(Backend):
@@ -57,11 +66,7 @@ class RbdBackend(Backend):
 
     def admin(self, *args: str) -> str:
         """Run an admin tool (``rbd``/``ceph``/``rados``) against the cluster; its stdout."""
-        tool, *rest = args
-        proc = subprocess.run([tool, "-c", self.conf, *rest], capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip()[-300:]}")
-        return proc.stdout
+        return admin_tool(self.conf, *args)
 
     def rbd(self, *args: str) -> Any:
         """``rbd ARGS --format json`` as the cluster's admin; the parsed output."""

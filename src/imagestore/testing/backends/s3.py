@@ -8,12 +8,27 @@ import secrets
 import time
 from typing import Any
 
-from .base import STORES, Backend, BackendObject
+from .base import STORES, Backend, BackendObject, secret_value
 
-__all__ = ["INTERNAL", "S3Backend", "empty_bucket", "leftovers_in"]
+__all__ = ["INTERNAL", "S3Backend", "client_for", "empty_bucket", "leftovers_in"]
 
 TiB = 1 << 40
 INTERNAL = ".imagestore/"  # the driver's subtree: data of multipart uploads, leases, probes
+
+
+def client_for(table: dict[str, Any], **config: Any) -> Any:
+    """A boto3 client of an s3 store table's endpoint, with its keys (path style, SigV4, no
+    checksums the servers do not know); ``config``: more botocore Config settings."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=table.get("endpoint"), region_name=table.get("region", "us-east-1"),
+        aws_access_key_id=secret_value(table.get("access_key")),
+        aws_secret_access_key=secret_value(table.get("secret_key")),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                      request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                      **config))
 
 
 def _objects(client: Any, bucket: str, prefix: str, store: str) -> list[BackendObject]:
@@ -85,15 +100,7 @@ class S3Backend(Backend):
     def client(self) -> Any:
         """A boto3 client of the endpoint (one per backend, closed by :meth:`close`)."""
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint, region_name=self.region, aws_access_key_id=self._keys[0],
-                aws_secret_access_key=self._keys[1],
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                              request_checksum_calculation="when_required",
-                              response_checksum_validation="when_required"))
+            self._client = client_for(self.table(STORES[0]))
         return self._client
 
     def table(self, store: str) -> dict[str, Any]:

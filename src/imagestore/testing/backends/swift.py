@@ -9,9 +9,40 @@ import secrets
 import time
 from typing import Any
 
-from .base import SERVER_LIMIT, STORES, Backend, BackendObject
+from .base import SERVER_LIMIT, STORES, Backend, BackendObject, secret_value
 
-__all__ = ["SwiftBackend"]
+__all__ = ["SwiftBackend", "connection_for", "remove_container"]
+
+
+def connection_for(table: dict[str, Any], *, retries: int = 2, timeout: float = 30) -> Any:
+    """A swiftclient Connection as a swift store table's user (the caller closes it)."""
+    from swiftclient.client import Connection
+
+    return Connection(authurl=table["auth_url"], user=table["user"], key=secret_value(table.get("key")),
+                      auth_version=str(table.get("auth_version", "1")), retries=retries, timeout=timeout)
+
+
+def remove_container(conn: Any, container: str) -> None:
+    """Delete every object of ``container`` and the container (one that is gone is fine)."""
+    from swiftclient.exceptions import ClientException
+
+    try:
+        rows = conn.get_container(container, full_listing=True)[1]
+    except ClientException as exc:
+        if exc.http_status == 404:
+            return
+        raise
+    for row in rows:
+        try:
+            conn.delete_object(container, row["name"])
+        except ClientException as exc:
+            if exc.http_status != 404:
+                raise
+    try:
+        conn.delete_container(container)
+    except ClientException as exc:
+        if exc.http_status != 404:
+            raise
 
 
 class SwiftBackend(Backend):
@@ -53,10 +84,7 @@ class SwiftBackend(Backend):
 
     def conn(self) -> Any:
         """A new swiftclient Connection as the stores' user (the caller closes it)."""
-        from swiftclient.client import Connection
-
-        return Connection(authurl=self.auth_url, user=self.user, key=os.environ[self.env], auth_version="1",
-                          retries=2, timeout=30)
+        return connection_for(self.table(STORES[0]))
 
     def table(self, store: str) -> dict[str, Any]:
         table: dict[str, Any] = {"driver": "swift", "auth_url": self.auth_url, "user": self.user,
@@ -109,6 +137,9 @@ class SwiftBackend(Backend):
                       if prefix in row["name"] and f"{segments}/{row['name']}" not in owned]
         return found
 
+    def leftovers(self) -> list[str]:
+        return self.temporaries()
+
     def plant_dead_temporary(self, store: str, image_id: str, size: int) -> str:
         conn = self.conn()
         segments = f"{self.containers[store]}_segments"
@@ -129,23 +160,11 @@ class SwiftBackend(Backend):
         super().close()
         if not self.containers:
             return
-        from swiftclient.exceptions import ClientException
-
         conn = self.conn()
         try:
             for container in self.containers.values():
-                for name in (container, f"{container}_segments"):
-                    for row in self._listing(conn, name):
-                        try:
-                            conn.delete_object(name, row["name"])
-                        except ClientException as exc:
-                            if exc.http_status != 404:
-                                raise
-                    try:
-                        conn.delete_container(name)
-                    except ClientException as exc:
-                        if exc.http_status != 404:
-                            raise
+                remove_container(conn, container)
+                remove_container(conn, f"{container}_segments")
         finally:
             conn.close()
         self.containers = {}
