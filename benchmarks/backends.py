@@ -14,13 +14,15 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import os
 import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import imagestore
+from imagestore.testing.backends import base as fixtures
+from imagestore.testing.backends.s3 import client_for
+from imagestore.testing.backends.swift import connection_for
 
 from . import limits
 from .baselines import _Hashers
@@ -42,7 +44,7 @@ class Backend:
         self.name = name
         self.spec = spec
         self.driver = str(spec.get("driver", "?"))
-        self.store = imagestore.open_store(spec, name=name)
+        self.store = fixtures.open_table(spec, name)  # a registered driver name or a Driver class
         self._pids = pids
         self.pool = pool
         self.chunk = chunk
@@ -244,10 +246,7 @@ class RbdBackend(Backend):
             self._cluster.shutdown()
 
 
-def _secret(value: Any) -> str | None:
-    if isinstance(value, dict) and "env" in value:
-        return os.environ.get(str(value["env"]))
-    return None if value is None else str(value)
+_secret = fixtures.secret_value  # the name peer.py imports
 
 
 class S3Backend(Backend):
@@ -258,16 +257,8 @@ class S3Backend(Backend):
 
     def __init__(self, name: str, spec: dict[str, Any], **kw: Any) -> None:
         super().__init__(name, spec, **kw)
-        import boto3
-        from botocore.config import Config
-
         self.bucket = spec["bucket"]
-        self.client = boto3.client(
-            "s3", endpoint_url=spec.get("endpoint"), region_name=spec.get("region", "us-east-1"),
-            aws_access_key_id=_secret(spec.get("access_key")), aws_secret_access_key=_secret(spec.get("secret_key")),
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required", max_pool_connections=32))
+        self.client = client_for(spec, max_pool_connections=32)
 
     def _ideal(self, src: Path, key: str) -> dict[str, str]:
         reader = limits.HashingReader(src, self.algorithms)
@@ -333,10 +324,7 @@ class SwiftBackend(Backend):
         self.conn().put_container(self.container + "_segments")
 
     def conn(self) -> Any:
-        from swiftclient.client import Connection
-
-        return Connection(authurl=self.auth["auth"], user=self.auth["user"], key=self.auth["key"],
-                          auth_version=self.auth["auth_version"], retries=0, timeout=120)
+        return connection_for(self.spec, retries=0, timeout=120)
 
     def _ideal(self, src: Path, name: str) -> dict[str, str]:
         hashers = _Hashers(self.algorithms)

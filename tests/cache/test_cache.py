@@ -21,7 +21,7 @@ import pytest
 import imagestore
 from imagestore import ChecksumMismatch, FormatPolicy, ImageCache, Store, UnsafeImage
 from imagestore.cache.layout import Sidecar, seal_of
-from tests.conformance.suite import payload
+from imagestore.testing.payloads import payload
 
 MiB = 1 << 20
 

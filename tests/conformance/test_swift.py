@@ -7,49 +7,29 @@ segments) and Swift's usual sizes (32 MiB segments: the suite's images are plain
 from __future__ import annotations
 
 import importlib.util
+import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from imagestore.testing.backends import Backend, SwiftBackend
+from imagestore.testing.conformance import ConformanceSuite
 from tests.services.require import unavailable
 from tests.services.swift import SwiftSAIO
-from tests.swift.area import SwiftArea
-
-from .suite import SERVER_LIMIT, Backend, ConformanceSuite
+from tests.swift.area import tempurl_key
 
 
-class SwiftBackend(Backend):
-    """Stores on containers of AUTH_test2 (sibling: another container of the same account)."""
-
-    native_clone_mode = "server_copy"
-    clones_depend_on_source = False
-    # a Temp-URL key is configured: locate() gives TempURLs; the largest SLO follows the SAIO's /info
-    capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
-                    "direct_access": True, "presign": True, "atomic_create": True, "unknown_size": True,
-                    "deferred_delete": False, "persistent": True, "adopt": False, "max_object_size": SERVER_LIMIT}
-
-    def __init__(self, area: SwiftArea) -> None:
-        self.area = area
-
-    def spec(self) -> dict[str, Any]:
-        return self.area.spec("main")
-
-    def sibling_spec(self) -> dict[str, Any]:
-        return self.area.spec("sibling")
-
-    def secrets(self) -> list[str]:
-        """The account key and the Temp-URL key: neither may show up in any output."""
-        return [self.area.saio.key2, self.area.tempurl_key]
-
-    def leftovers(self) -> list[str]:
-        return self.area.leftovers()
-
-
-def _area(saio: SwiftSAIO, **defaults: Any) -> SwiftArea:
+def swift_backend(saio: SwiftSAIO, segment_size: str) -> Iterator[SwiftBackend]:
+    """Stores on containers of AUTH_test2 with the session's Temp-URL key (locate() gives
+    TempURLs; the largest SLO follows the SAIO's /info); removed afterwards."""
     if importlib.util.find_spec("swiftclient") is None:
         unavailable("python-swiftclient", "the Swift driver needs it (pip install 'imagestore[swift]')")
-    return SwiftArea(saio, **defaults)
+    backend = SwiftBackend(saio.auth_url, saio.user2, saio.key2, base=f"t-{uuid.uuid4().hex[:8]}",
+                           temp_url_key=tempurl_key(saio), segment_size=segment_size, lease=15.0)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 class TestSwiftSegmented(ConformanceSuite):
@@ -57,11 +37,7 @@ class TestSwiftSegmented(ConformanceSuite):
 
     @pytest.fixture
     def backend(self, swift_saio: SwiftSAIO) -> Iterator[Backend]:
-        area = _area(swift_saio)
-        try:
-            yield SwiftBackend(area)
-        finally:
-            area.clean()
+        yield from swift_backend(swift_saio, "1M")
 
 
 class TestSwiftPlain(ConformanceSuite):
@@ -69,8 +45,4 @@ class TestSwiftPlain(ConformanceSuite):
 
     @pytest.fixture
     def backend(self, swift_saio: SwiftSAIO) -> Iterator[Backend]:
-        area = _area(swift_saio, segment_size="32M")
-        try:
-            yield SwiftBackend(area)
-        finally:
-            area.clean()
+        yield from swift_backend(swift_saio, "32M")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import imagestore
-from tests.conformance.suite import payload
+from imagestore.testing.payloads import payload
 from tests.services.ceph import CephCluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

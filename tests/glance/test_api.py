@@ -9,20 +9,16 @@ at the files and RBD images, and at what imagestore stored with them.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from imagestore import Stores
+from imagestore.testing.payloads import payload
 from tests.services.glance import IDENTITY, GlanceClient, SharedGlance, stores_of
 
 MiB = 1 << 20
-
-
-def payload(size: int) -> bytes:
-    return os.urandom(size)
 
 
 def files_in(root: Path) -> set[str]:

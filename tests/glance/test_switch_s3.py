@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.test_s3 import leftovers_in
+from imagestore.testing.backends.s3 import leftovers_in
 from tests.glance.test_api import assert_checksums
 from tests.s3.test_glance import boto_overlay
 from tests.services.glance import GlanceFactory

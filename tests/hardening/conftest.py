@@ -13,13 +13,14 @@ import pytest
 
 from imagestore.testing.backends import FileBackend, RbdBackend, S3Backend, SwiftBackend
 from tests.services.ceph import CephCluster
-from tests.services.s3 import S3Server, empty_bucket
+from tests.services.s3 import S3Server
 from tests.services.swift import SwiftSAIO
 
 
 def rbd_backend(cluster: CephCluster) -> RbdBackend:
     """The least-privilege user's stores on pools images and vms of ``cluster``."""
-    return RbdBackend(cluster.conf, keyring=cluster.keyring, label=cluster.kind)
+    return RbdBackend(cluster.conf, keyring=cluster.keyring, clone_v2=cluster.clone_v2, fsid=cluster.fsid,
+                      label=cluster.kind)
 
 
 @pytest.fixture
@@ -39,11 +40,7 @@ def _s3(server: S3Server) -> Iterator[S3Backend]:
     try:
         yield backend
     finally:
-        client = backend.client()
-        for bucket in backend.buckets.values():
-            empty_bucket(client, bucket)
-            client.delete_bucket(Bucket=bucket)
-        client.close()
+        backend.close()
 
 
 @pytest.fixture
@@ -63,16 +60,7 @@ def swift_backend(swift_saio: SwiftSAIO) -> Iterator[SwiftBackend]:
     try:
         yield backend
     finally:
-        conn = backend.conn()
-        for container in backend.containers.values():
-            for name in (container, f"{container}_segments"):
-                for row in backend._listing(conn, name):
-                    conn.delete_object(name, row["name"])
-                try:
-                    conn.delete_container(name)
-                except Exception:  # noqa: BLE001 - never made
-                    pass
-        conn.close()
+        backend.close()
 
 
 KINDS = ("file", "rbd-v1", "rbd-v2", "s3-moto", "s3-radosgw", "swift")

@@ -25,7 +25,8 @@ from imagestore import (
 )
 from imagestore.config import StoreSettings
 from imagestore.drivers.http import HttpDriver
-from tests.conformance.suite import ReadOnlySuite, payload
+from imagestore.testing.conformance import ReadOnlySuite
+from imagestore.testing.payloads import payload
 
 from .server import META_PREFIX, FileServer, make_tls, serve
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 import imagestore
-from tests.conformance.test_s3 import leftovers_in
+from imagestore.testing.backends.s3 import leftovers_in
+from imagestore.testing.payloads import payload  # noqa: F401 - the tests of this directory import it from here
 from tests.services.s3 import S3Server
 
 MiB = 1 << 20
@@ -49,13 +50,6 @@ def uploads(client: Any, bucket: str) -> list[str]:
 def leftovers(client: Any, bucket: str) -> list[str]:
     """Open uploads and unpublished objects of the driver (see tests/conformance/test_s3.py)."""
     return leftovers_in(client, bucket)
-
-
-def payload(size: int, seed: int = 0) -> bytes:
-    """Deterministic incompressible bytes."""
-    import random
-
-    return random.Random(seed).randbytes(size)
 
 
 from tests.conformance.conftest import qcow2_with_backing  # noqa: E402,F401 - the fixture, for these tests too

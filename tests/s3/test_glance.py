@@ -150,7 +150,7 @@ def test_glance_store_s3_driver_reads_and_deletes_imagestore_images(stores: Any,
     """Rolling back to glance_store's S3 driver: it reads every image imagestore wrote, whole
     and with the right size (a multipart one too), and its delete leaves nothing behind; and
     imagestore reads what glance_store writes. Works both ways, on moto and on radosgw."""
-    from tests.conformance.test_s3 import leftovers_in
+    from imagestore.testing.backends.s3 import leftovers_in
 
     store = stores["images"]
     small, big = payload(MiB, seed=4), payload(21 * MiB + 5, seed=5)

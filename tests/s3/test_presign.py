@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from imagestore import Unsupported
-from tests.conformance.suite import assert_expires
+from imagestore.testing.conformance import assert_expires
 from tests.services.s3 import S3Server
 
 from .conftest import MiB, Opener, payload

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from imagestore.testing.backends.rbd import admin_tool
+
 from .ports import free_port
 from .require import unavailable
 
@@ -72,11 +74,7 @@ class CephCluster:
 
     def admin(self, *args: str) -> str:
         """Run an admin CLI command (``rbd``/``ceph``/``rados``) against this cluster; its stdout."""
-        tool, *rest = args
-        proc = subprocess.run([tool, "-c", self.conf, *rest], capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)}: {proc.stderr.strip()[-500:]}")
-        return proc.stdout
+        return admin_tool(self.conf, *args, timeout=60)
 
 
 def _read_env(directory: Path) -> dict[str, str]:

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from imagestore.testing.backends.s3 import empty_bucket
+
 from .ports import free_port
 from .require import unavailable
 
@@ -120,16 +122,6 @@ class Radosgw(S3Server):
     def admin(self, *args: str) -> str:
         """Run ``radosgw-admin ARGS`` against the cluster as client.admin; its stdout."""
         return self.cluster.admin("radosgw-admin", *args)
-
-
-def empty_bucket(client: Any, bucket: str) -> None:
-    """Abort every multipart upload and delete every object of ``bucket`` (not the bucket)."""
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-        for up in page.get("Uploads", []):
-            client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
 # ---------------------------------------------------------------------- moto

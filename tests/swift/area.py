@@ -17,6 +17,7 @@ from typing import Any
 
 import imagestore
 from imagestore import Store
+from imagestore.testing.backends.swift import remove_container
 from tests.services.swift import SwiftSAIO
 
 KEY_ENV = "IMAGESTORE_TEST_SWIFT_KEY"
@@ -108,30 +109,12 @@ class SwiftArea:
     # ------------------------------------------------------------ cleanup
     def clean(self) -> None:
         """Close the stores; delete every object and container of the test."""
-        from swiftclient.exceptions import ClientException
-
         for store in self.stores:
             store.close()
         work = [(self.conn, c) for c in sorted(self.containers)]
         others = {creds: self.saio.conn(*creds) for creds in set(self.foreign.values())}
         work += [(others[creds], c) for c, creds in sorted(self.foreign.items())]
         for conn, container in work:
-            try:
-                rows = conn.get_container(container, full_listing=True)[1]
-            except ClientException as exc:
-                if exc.http_status == 404:
-                    continue
-                raise
-            for row in rows:
-                try:
-                    conn.delete_object(container, row["name"])
-                except ClientException as exc:
-                    if exc.http_status != 404:
-                        raise
-            try:
-                conn.delete_container(container)
-            except ClientException as exc:
-                if exc.http_status != 404:
-                    raise
+            remove_container(conn, container)
         for conn in (self.conn, *others.values()):
             conn.close()

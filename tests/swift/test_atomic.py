@@ -21,7 +21,7 @@ import pytest
 
 import imagestore
 from imagestore import AlreadyExists
-from tests.conformance.suite import payload
+from imagestore.testing.payloads import payload
 
 from .area import MiB, SwiftArea
 
@@ -31,7 +31,7 @@ WRITERS = 4
 _CHILD = textwrap.dedent("""
     import json, pathlib, sys, time
     import imagestore
-    from tests.conformance.suite import payload
+    from imagestore.testing.payloads import payload
     spec, image, seed, size = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     ready, go = pathlib.Path(sys.argv[5]), pathlib.Path(sys.argv[6])
     store = imagestore.open_store(spec, "main")

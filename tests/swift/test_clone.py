@@ -12,7 +12,7 @@ import pytest
 
 import imagestore
 from imagestore.drivers.swift import auth as swift_auth
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 from tests.services.faultproxy import FaultProxyFactory
 
 from .area import MiB, SwiftArea

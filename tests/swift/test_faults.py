@@ -16,7 +16,7 @@ import pytest
 import imagestore
 from imagestore import BackendUnavailable, NoSpace, NotFound, PermissionDenied
 from imagestore.drivers.swift import SwiftDriver
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 from tests.services.faultproxy import FaultProxyFactory, Request
 
 from .area import MiB, SwiftArea

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 import imagestore
 from imagestore import Location
 from imagestore.drivers import CloneRequest
-from tests.conformance.suite import payload
+from imagestore.testing.payloads import payload
 
 from .area import MiB, SwiftArea
 

@@ -12,7 +12,7 @@ import pytest
 import imagestore
 from imagestore import ImageTooLarge
 from imagestore.drivers.swift import SwiftDriver
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 from tests.services.swift import SwiftSAIO, SwiftSAIOFactory
 
 from .area import MiB, SwiftArea

@@ -13,7 +13,7 @@ import pytest
 import imagestore
 from imagestore import PermissionDenied
 from imagestore.drivers.swift import SwiftDriver
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 
 from .area import MiB
 from .keystone import KeystoneSwift

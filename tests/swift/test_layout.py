@@ -21,7 +21,7 @@ import pytest
 
 from imagestore import SizeMismatch
 from imagestore.drivers.swift import SwiftDriver
-from tests.conformance.suite import chunks, payload
+from imagestore.testing.payloads import chunks, payload
 
 from .area import MiB, SwiftArea
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 import imagestore
-from tests.conformance.suite import assert_expires, chunks, payload
+from imagestore.testing.conformance import assert_expires
+from imagestore.testing.payloads import chunks, payload
 from tests.services.require import unavailable
 
 from .area import MiB, SwiftArea

@@ -17,7 +17,7 @@ def _block_after(marker: str) -> str:
 
 def test_write_your_own_driver_example_runs() -> None:
     code = _block_after("<!-- driver-example -->")
-    namespace: dict[str, object] = {"__name__": "readme_driver_example"}
+    namespace: dict[str, object] = {"__name__": "__main__"}  # the block is examples/dictdriver.py, run as a script
     exec(compile(code, "README.md:driver-example", "exec"), namespace)  # noqa: S102 - our own README
     store = namespace["store"]
     import imagestore

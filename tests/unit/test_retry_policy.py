@@ -30,6 +30,8 @@ SLEEP_ALLOWED: dict[str, tuple[int, str]] = {
                                    "claim, and poll another writer's claim until it lapses or is renewed"),
     "testing/chaos.py": (2, "fault injection: a Stall fault is a slow backend; a Kill waits for its own SIGKILL"),
     "testing/crash.py": (3, "the crash harness waits for dead writers' locks and watches to lapse before sweeping"),
+    "testing/conformance/base.py": (2, "a deliberately slow source, and polling for the killed writer to start"),
+    "testing/conformance/sweep.py": (1, "the sweep test waits for a dead client's lock or watch to lapse"),
 }
 _SLEEP = re.compile(r"\b(?:time\.|asyncio\.)?sleep\(")
 _LOOP = re.compile(r"\bfor\s+\w*attempt\w*\s+in\b|\bbackoff_delay\("  # a loop over attempts, a backoff

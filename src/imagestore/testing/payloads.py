@@ -9,7 +9,7 @@ from collections.abc import Iterator
 __all__ = ["chunks", "digests", "payload"]
 
 
-def payload(size: int, seed: int) -> bytes:
+def payload(size: int, seed: int = 1) -> bytes:
     """``size`` bytes that depend only on ``seed`` (sha512 chain; no two seeds share a block)."""
     out = bytearray()
     block = hashlib.sha512(f"imagestore-payload-{seed}".encode()).digest()
@@ -19,7 +19,7 @@ def payload(size: int, seed: int) -> bytes:
     return bytes(out[:size])
 
 
-def chunks(data: bytes, size: int) -> Iterator[bytes]:
+def chunks(data: bytes, size: int = 100_000) -> Iterator[bytes]:
     """``data`` in pieces of ``size`` bytes (the last one shorter), as an upload source."""
     for start in range(0, len(data), size):
         yield data[start:start + size]

@@ -14,7 +14,10 @@ from collections.abc import Callable
 
 from imagestore import Store
 from imagestore.errors import Transient
-from imagestore.testing.chaos import Chaos, Fault, Raise
+
+from ..chaos import Chaos, Fault, Raise
+
+__all__ = ["FAULTS", "POINTS", "Injector", "inject"]
 
 POINTS = ("open_writer", "write", "commit", "open_reader", "read", "stat", "delete", "locate", "plan_clone",
           "clone", "sweep")
