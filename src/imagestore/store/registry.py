@@ -19,6 +19,7 @@ from ..config import StoreSettings, validate_driver_options
 from ..spi.driver import Driver
 from ..errors import ConfigError, DriverNotInstalled, InvalidLocation
 from ..location import Location, validate_store_name
+from ..observe import NULL, Observer
 from .args import parse_any
 from .store import Store
 
@@ -113,8 +114,8 @@ class _Spec:
             raise DriverNotInstalled(str(self.missing), store=self.name)
         return self.cls(self.name, **self.options)
 
-    def build(self) -> Store:
-        return Store(self.make_driver(), self.settings)
+    def build(self, observer: Observer) -> Store:
+        return Store(self.make_driver(), self.settings, observer=observer)
 
 
 class UnknownStore(ConfigError, KeyError):
@@ -127,7 +128,7 @@ class UnknownStore(ConfigError, KeyError):
 class Stores(Mapping[str, Store]):
     """The configured stores by name, plus ``default``; stores open lazily, thread-safely."""
 
-    def __init__(self, config: Mapping[str, Any], *, source: str = "<dict>") -> None:
+    def __init__(self, config: Mapping[str, Any], *, source: str = "<dict>", observer: Observer = NULL) -> None:
         if not isinstance(config, Mapping):
             raise ConfigError("the configuration must be a table")
         unknown = sorted(set(config) - _TOP_KEYS)
@@ -137,6 +138,8 @@ class Stores(Mapping[str, Store]):
         if not isinstance(tables, Mapping) or not tables:
             raise ConfigError("define at least one [stores.NAME] table", key="stores")
         self.source = source
+        self.observer = observer
+        """Where every store of this configuration reports its metrics and spans (see imagestore.observe)."""
         self._specs: dict[str, _Spec] = {}
         for name, table in tables.items():
             try:
@@ -156,7 +159,7 @@ class Stores(Mapping[str, Store]):
 
     # -- construction ----------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Stores:
+    def from_file(cls, path: str | os.PathLike[str], *, observer: Observer = NULL) -> Stores:
         """Load a TOML configuration file."""
         try:
             with open(path, "rb") as fh:
@@ -170,19 +173,19 @@ class Stores(Mapping[str, Store]):
         except OSError as exc:
             raise ConfigError(f"cannot read configuration file {os.fspath(path)}: "
                               f"{os.strerror(exc.errno) if exc.errno else exc}") from None
-        return cls(data, source=os.fspath(path))
+        return cls(data, source=os.fspath(path), observer=observer)
 
     @classmethod
-    def embedded_default(cls) -> Stores:
+    def embedded_default(cls, *, observer: Observer = NULL) -> Stores:
         """One ``file`` store named ``local`` under ``$XDG_DATA_HOME/imagestore``."""
         return cls({"default": "local", "stores": {"local": {"driver": "file", "root": default_root()}}},
-                   source="<embedded default>")
+                   source="<embedded default>", observer=observer)
 
     @classmethod
-    def from_env(cls, path: str | os.PathLike[str] | None = None) -> Stores:
+    def from_env(cls, path: str | os.PathLike[str] | None = None, *, observer: Observer = NULL) -> Stores:
         """``path``, else ``$IMAGESTORE_CONFIG``, else the embedded default."""
         chosen = path or os.environ.get("IMAGESTORE_CONFIG")
-        return cls.from_file(chosen) if chosen else cls.embedded_default()
+        return cls.from_file(chosen, observer=observer) if chosen else cls.embedded_default(observer=observer)
 
     # -- mapping ---------------------------------------------------------
     def __getitem__(self, name: str) -> Store:
@@ -192,7 +195,7 @@ class Stores(Mapping[str, Store]):
         with self._lock:
             store = self._open.get(name)
             if store is None:
-                store = self._open[name] = spec.build()
+                store = self._open[name] = spec.build(self.observer)
         return store
 
     def get_store(self, name: str) -> Store:
