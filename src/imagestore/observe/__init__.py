@@ -170,7 +170,7 @@ def refusal_reason(exc: BaseException) -> str | None:
 
 def _why(exc: UnsafeImage) -> str:
     """A fixed word for the first reason of a format refusal (its text may name a file: never a label)."""
-    text = " ".join(exc.reasons).lower()
+    text = exc.reasons[0].lower() if exc.reasons else ""
     for word, label in (("polyglot", "polyglot"), ("could not be determined", "unknown_format"),
                         ("is not allowed", "format_not_allowed"), ("declared", "declared_mismatch"),
                         ("backing", "backing_file"), ("data file", "data_file"), ("clones raw", "not_raw"),
