@@ -115,3 +115,20 @@ def test_the_cache_reports_fills_hits_evictions_and_its_size(tmp_path: Path, wat
     assert v("imagestore_cache_entries") == 0
     assert v("imagestore_cache_bytes") == 0
     assert not [t for t in watched.texts() if "img" in t.replace("imagestore", "") or str(tmp_path) in t]
+
+
+def test_a_configuration_file_can_turn_the_default_observer_on(tmp_path: Path) -> None:
+    config = tmp_path / "imagestore.toml"
+    config.write_text(f'observe = true\n[stores.f]\ndriver = "file"\nroot = "{tmp_path / "root"}"\n')
+    first, second = Stores.from_file(config), Stores.from_file(config)  # as Glance loads it, once per store
+    assert first.observer is second.observer is Observer.default()
+    assert first["f"].observer.enabled
+    import prometheus_client
+
+    labels = {"store": "f", "driver": "file", "operation": "add", "outcome": "ok"}
+    before = prometheus_client.REGISTRY.get_sample_value("imagestore_operations_total", labels) or 0
+    first["f"].add("one", io.BytesIO(b"1"), 1)
+    assert prometheus_client.REGISTRY.get_sample_value("imagestore_operations_total", labels) == before + 1
+    plain = tmp_path / "plain.toml"
+    plain.write_text(f'[stores.f]\ndriver = "file"\nroot = "{tmp_path / "root"}"\n')
+    assert Stores.from_file(plain).observer is NULL

@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: modules that are the plugin of an optional backend, and the extra their ImportError must name
 PLUGINS = {"imagestore.drivers.s3": "s3", "imagestore.drivers.swift": "swift", "imagestore.drivers.http": "http",
-           "imagestore.compat.glance_store_driver": "glance", "imagestore.compat.glance_store_errors": "glance"}
+           "imagestore.compat.glance_store_driver": "glance", "imagestore.compat.glance_store_errors": "glance",
+           "imagestore.observe.prometheus": "metrics", "imagestore.observe.otel": "tracing"}
 
 WALK = textwrap.dedent("""
     import importlib, json, pkgutil, sys

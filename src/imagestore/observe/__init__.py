@@ -10,6 +10,7 @@ never an image id, a location or a secret.
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
@@ -100,7 +101,12 @@ class Observer:
     @classmethod
     def default(cls) -> Observer:
         """Metrics on prometheus_client's default registry and spans from OpenTelemetry's global
-        tracer provider, each only when its package is installed."""
+        tracer provider, each only when its package is installed; the same Observer every time
+        (a registry takes the package's metrics once)."""
+        return _default()
+
+    @classmethod
+    def _make_default(cls) -> Observer:
         registry = provider = None
         try:
             import prometheus_client
@@ -131,6 +137,12 @@ class Observer:
         """The image cache's bytes on disk and entries, after a fill or an eviction."""
         for sink in self.sinks:
             sink.cache_size(nbytes, entries)
+
+
+@functools.cache
+def _default() -> Observer:
+    """The process's one default Observer, made when first asked for."""
+    return Observer._make_default()
 
 
 NULL = Observer()

@@ -7,8 +7,11 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
+try:
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+except ImportError as exc:
+    raise ImportError(f"traces need opentelemetry-api ({exc}): pip install 'imagestore[tracing]'") from exc
 
 from . import refusal_reason
 

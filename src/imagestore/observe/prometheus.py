@@ -9,7 +9,10 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+try:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+except ImportError as exc:
+    raise ImportError(f"metrics need prometheus_client ({exc}): pip install 'imagestore[metrics]'") from exc
 
 from . import no_phase, refusal_reason
 
