@@ -132,3 +132,39 @@ def test_a_configuration_file_can_turn_the_default_observer_on(tmp_path: Path) -
     plain = tmp_path / "plain.toml"
     plain.write_text(f'[stores.f]\ndriver = "file"\nroot = "{tmp_path / "root"}"\n')
     assert Stores.from_file(plain).observer is NULL
+
+
+def test_a_retry_in_a_part_thread_counts_for_the_operation_that_started_it(watched: Watched) -> None:
+    from imagestore.errors import Transient
+    from imagestore.spi.parts import ThreadParts
+    from imagestore.spi.retry import RetryPolicy
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Transient("a part's PUT timed out")
+        return "sent"
+
+    pool = ThreadParts(1)
+    try:
+        with watched.observer.operation("s", "d", "add"):
+            pending = pool.run(lambda: RetryPolicy(backoff=0).run(flaky, site="part", quiet=True))
+            assert pending.wait() == "sent"
+    finally:
+        pool.close()
+    assert watched.value("imagestore_retries_total", store="s", driver="d", operation="add", site="part") == 1
+
+
+def test_a_read_resumed_after_open_returned_counts_for_the_open(watched: Watched) -> None:
+    from imagestore.testing.chaos import Chaos, Fault, Raise
+
+    store = Stores({"stores": {"m": {"driver": "memory", "retry_backoff": 0}}}, observer=watched.observer)["m"]
+    store.add("img", io.BytesIO(b"r" * 3000), 3000)
+    with Chaos([Fault("read", Raise.transient(), calls={1})]).attached(store), store.open("img") as reader:
+        assert reader.read() == b"r" * 3000  # read by the caller, after open() returned
+    assert watched.value("imagestore_retries_total", store="m", driver="memory", operation="open",
+                         site="read-resume") == 1
+    (span,) = watched.spans("imagestore.open")
+    assert span.events == ()  # the span had ended: the resume is a metric only
