@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -81,22 +82,23 @@ class Observer:
     """Where stores (and an image cache) report: Prometheus metrics on ``registry`` and
     OpenTelemetry spans from ``tracer_provider``; each is off when None.
 
-    Pass one Observer to ``Stores(config, observer=...)``, ``Store(driver, settings,
-    observer=...)`` or ``ImageCache(..., observer=...)``; one Observer per registry (its
-    metrics are registered once). :meth:`default` uses prometheus_client's default
+    ``sinks`` adds instrumentations of the service's own. Pass one Observer to ``Stores(config,
+    observer=...)``, ``Store(driver, settings, observer=...)`` or ``ImageCache(..., observer=...)``;
+    one Observer per registry (its metrics are registered once). :meth:`default` uses prometheus_client's default
     registry and OpenTelemetry's global tracer provider, for whichever is installed.
     """
 
-    def __init__(self, *, registry: Any = None, tracer_provider: Any = None) -> None:
-        sinks: list[Instrumentation] = []
+    def __init__(self, *, registry: Any = None, tracer_provider: Any = None,
+                 sinks: Sequence[Instrumentation] = ()) -> None:
+        own: list[Instrumentation] = list(sinks)  # a service's own (a StatsD client...), besides these two
         if registry is not None:
             from .prometheus import PrometheusMetrics  # imported only when asked for
-            sinks.append(PrometheusMetrics(registry))
+            own.append(PrometheusMetrics(registry))
         if tracer_provider is not None:
             from .otel import Tracing
-            sinks.append(Tracing(tracer_provider))
-        self.sinks: tuple[Instrumentation, ...] = tuple(sinks)
-        self.enabled = bool(sinks)
+            own.append(Tracing(tracer_provider))
+        self.sinks: tuple[Instrumentation, ...] = tuple(own)
+        self.enabled = bool(own)
 
     @classmethod
     def default(cls) -> Observer:
