@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import imagestore
+from imagestore.observe import Observer
 from imagestore.testing.backends import base as fixtures
 from imagestore.testing.backends.s3 import client_for
 from imagestore.testing.backends.swift import connection_for
@@ -52,6 +53,22 @@ class Backend:
         self.algorithms = tuple(self.store.settings.checksums)
         self.strongest = self.algorithms[-1] if "sha512" not in self.algorithms else "sha512"
         self.kept: dict[str, Any] = {}
+        self._observed: imagestore.Store | None | bool = False
+
+    def observed(self) -> imagestore.Store | None:
+        """The same store reporting to a fresh Prometheus registry and an OpenTelemetry SDK tracer
+        (spans made, then dropped): the instrumented side of the overhead figures; None when
+        prometheus_client or opentelemetry-sdk is not installed."""
+        if self._observed is False:
+            try:
+                from opentelemetry.sdk.trace import TracerProvider
+                from prometheus_client import CollectorRegistry
+            except ImportError:
+                self._observed = None
+            else:
+                observer = Observer(registry=CollectorRegistry(), tracer_provider=TracerProvider())
+                self._observed = imagestore.open_store(self.spec, name=self.name, observer=observer)
+        return self._observed or None
 
     def pids(self) -> list[int]:
         return self._pids() if self._pids else []
@@ -81,6 +98,8 @@ class Backend:
             except Exception:  # noqa: BLE001 - cleanup of a limit object: best effort
                 pass
         self.store.close()
+        if self._observed:
+            self._observed.close()
 
 
 class FileBackend(Backend):

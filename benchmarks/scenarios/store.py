@@ -98,20 +98,20 @@ def add_figure(run: Run, b: Backend, size: int, deletes: list[float]) -> tuple[i
             return fn, (None if keep and r == 0 else (lambda: b.drop(tag)))
         return prepare
 
-    def add(known: bool) -> Callable[[int], tuple[Fn, Fn | None]]:
+    def add(known: bool, store: imagestore.Store = b.store) -> Callable[[int], tuple[Fn, Fn | None]]:
         def prepare(r: int) -> tuple[Fn, Fn | None]:
             image = f"bench-{'k' if known else 'u'}{size_label(size)}-{r}-{_uid()}"
             result: dict[str, Any] = {}
 
             def fn() -> None:
                 with open(src, "rb") as fh:
-                    result["info"] = b.store.add(image, fh, size=size if known else None)
+                    result["info"] = store.add(image, fh, size=size if known else None)
 
             def cleanup() -> None:
                 info = result["info"]
                 if info.size != size:
                     raise AssertionError(f"added {info.size} bytes, not {size}")
-                if known and "info" not in kept:
+                if known and "info" not in kept and store is b.store:
                     kept["info"] = info
                 else:
                     _delete(b, info, deletes)
@@ -125,6 +125,10 @@ def add_figure(run: Run, b: Backend, size: int, deletes: list[float]) -> tuple[i
                              extra={"raw_limit": b.raw_put_limit, "checksums": list(b.algorithms)}),
                    Contender("add_unknown", add(False), size, limit=b.ideal_limit,
                              extra={"raw_limit": b.raw_put_limit, "checksums": list(b.algorithms)})]
+    observed = b.observed()
+    if observed is not None:  # the same add reporting metrics and spans, against the unobserved one
+        contenders.append(Contender("add_known_observed", add(True, observed), size, limit="add_known",
+                                    extra={"note": "instrumented (Prometheus + OpenTelemetry) vs add_known"}))
     run.compare(b.name, b.driver, size, contenders, pids=b.pids)
     if "info" not in kept:
         raise RuntimeError("no add succeeded")
@@ -173,6 +177,11 @@ def get_figure(run: Run, b: Backend, size: int, info: imagestore.ImageInfo, tag:
                   length, limit=read, extra={"offset": offset, "length": length,
                                              "note": "ranged MB/s vs the whole raw read's MB/s"}),
     ]
+    observed = b.observed()
+    if observed is not None:
+        c.append(Contender("get_verified_observed", check(size, lambda: drain(observed.open(loc, verify=True))),
+                           size, limit="get_verified",
+                           extra={"note": "instrumented (Prometheus + OpenTelemetry) vs get_verified"}))
     run.compare(b.name, b.driver, size, c, pids=b.pids)
     if b.has_cold and has_limit:
         def cold(r: int) -> tuple[Fn, Fn | None]:

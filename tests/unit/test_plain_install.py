@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: modules that are the plugin of an optional backend, and the extra their ImportError must name
 PLUGINS = {"imagestore.drivers.s3": "s3", "imagestore.drivers.swift": "swift", "imagestore.drivers.http": "http",
            "imagestore.compat.glance_store_driver": "glance", "imagestore.compat.glance_store_errors": "glance",
+           "imagestore.observe.prometheus": "metrics", "imagestore.observe.otel": "tracing",
            # the shipped conformance suite is pytest mixins and fixtures: it is pytest or nothing
            "imagestore.testing.conformance": "testing"}
 

@@ -38,6 +38,7 @@ from ..formats import FormatPolicy, inspect
 from ..engine.hashing import COLLISION_RESISTANT, strongest, validate_digests
 from ..location import Location
 from ..engine.progress import Progress
+from ..observe import NULL, Observer
 from ..store import Store, Stores
 from .fill import hash_and_inspect, link_into, new_temp, stream_into
 from .layout import KEY_RE, Layout, Sidecar, key_for, seal_of
@@ -77,6 +78,7 @@ class ImageCache:
         chunk_size: int = 4 << 20,
         dir_mode: int = 0o755,
         file_mode: int = 0o444,
+        observer: Observer | None = None,
     ) -> None:
         if max_bytes is not None and max_bytes < 0:
             raise InvalidArgument(f"max_bytes must not be negative, not {max_bytes!r}")
@@ -93,6 +95,8 @@ class ImageCache:
         self.verify_hits = verify_hits
         self.chunk_size = chunk_size
         self.file_mode = file_mode
+        self.observer = observer
+        """Where hits, fills, evictions and the cache's size are reported (default: the store's observer)."""
 
     def __repr__(self) -> str:
         return f"<ImageCache {str(self.directory)!r} max_bytes={self.max_bytes}>"
@@ -213,6 +217,20 @@ class ImageCache:
         or the store's errors; nothing is cached then.
         """
         src, loc = self._resolve(ref, store)
+        obs = self.observer if self.observer is not None else src.observer
+        if not obs.enabled:  # nobody observes: not a clock read
+            return self._fetch(src, loc, expected, progress, verify)[0]
+        with obs.operation(src.name, src.scheme, "cache_fetch") as op:
+            path, filled = self._fetch(src, loc, expected, progress, verify)
+            op.final, op.size = ("cache_fill", filled) if filled is not None else ("cache_hit", None)
+        obs.cache_event("hit" if filled is None else "fill", filled)
+        if filled is not None:
+            self._report_size(obs)
+        return path
+
+    def _fetch(self, src: Store, loc: Location, expected: Mapping[str, str] | None, progress: Progress | None,
+               verify: bool | None) -> tuple[Path, int | None]:
+        """:meth:`fetch`: the entry's path, and the bytes fetched (None for a hit)."""
         want, key = self._want(src, loc, expected)
         full = self.verify_hits if verify is None else verify
         lock = self.layout.lock(key)
@@ -220,21 +238,33 @@ class ImageCache:
             with key_lock(lock, exclusive=False):
                 if not full and self._quick(key) is not None:
                     self._touch(key)
-                    return self.layout.entry(key)
+                    return self.layout.entry(key), None
             with key_lock(lock, exclusive=True):
                 side = Sidecar.load(self.layout.sidecar(key))
                 quick = self._quick(key)
                 if (quick is not None and not full) or self._deep(key, side):
                     self._touch(key)
-                    return self.layout.entry(key)
+                    return self.layout.entry(key), None
                 self._remove(key)
                 self._sweep_temps(key)
                 if self.max_bytes is not None:
                     self.evict(max_bytes=max(0, self.max_bytes - src.stat(loc).size), _holding=key)
                 self._fill(key, src, loc, want, progress)
-                return self.layout.entry(key)
+                entry = self.layout.entry(key)
+                return entry, os.stat(entry).st_size
         except OSError as exc:
             raise from_os_error(exc, op=f"image cache {self.directory}", store="cache", image=key) from exc
+
+    def _observer(self) -> Observer:
+        """The cache's observer, else its store's (NULL for none)."""
+        if self.observer is not None:
+            return self.observer
+        return self.store.observer if self.store is not None else NULL
+
+    def _report_size(self, obs: Observer) -> None:
+        """Tell the observer the cache's bytes and entries (one scan of the directory)."""
+        entries = self.entries()
+        obs.cache_size(sum(e.allocated for e in entries), len(entries))
 
     def _fill(self, key: str, src: Store, loc: Location, want: Mapping[str, str], progress: Progress | None) -> None:
         """Make the entry of ``key`` from ``loc`` (the caller holds the key exclusively)."""
@@ -395,7 +425,14 @@ class ImageCache:
             total -= e.allocated
             removed.append(e.key)
             log.info("image cache %s: evicted %s (%d bytes)", self.directory, e.key, got)
+            obs = self._observer()
+            if obs.enabled:
+                obs.cache_event("evict", got)
         self._sweep_temps(None)
+        if removed:
+            obs = self._observer()
+            if obs.enabled:
+                self._report_size(obs)
         return EvictReport(tuple(removed), freed, tuple(kept))
 
     def _claimed_since(self, e: CacheEntry, *, explicit: bool) -> bool:

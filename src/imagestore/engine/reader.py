@@ -12,7 +12,7 @@ from ..spi.contract import Reader
 from ..errors import ChecksumMismatch, SizeMismatch, Transient
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
-from ..spi.retry import RetryPolicy, translate
+from ..spi.retry import RetryPolicy, retry_listener, translate
 
 __all__ = ["ImageReader", "write_atomically"]
 
@@ -59,6 +59,7 @@ class ImageReader:
         self._store = store
         self._image = image
         self._policy = policy or RetryPolicy(retries=retries, backoff=backoff)
+        self._listener = retry_listener.get()  # resumes count for the operation that opened the reader
         self._done = 0
         self._token = 0
         self._closed = False
@@ -104,6 +105,9 @@ class ImageReader:
             self._close_reader()
             reopen = True
 
+        token = None
+        if self._listener is not None and retry_listener.get() is not self._listener:
+            token = retry_listener.set(self._listener)
         try:
             return self._policy.run(attempt, site="read-resume", what=f"store {self._store}: read {self._image}",
                                     retry_on=Exception, retry_if=lambda exc: isinstance(exc, Transient)
@@ -116,6 +120,9 @@ class ImageReader:
             if error is exc:
                 raise
             raise error from exc
+        finally:
+            if token is not None:
+                retry_listener.reset(token)
 
     @property
     def verifying(self) -> bool:

@@ -23,6 +23,7 @@ Neither hashes, inspects nor knows about policy: that is the facade's.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import deque
@@ -78,8 +79,8 @@ class ThreadParts:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
 
     def run(self, fn: Callable[..., T], *args: object) -> Pending[T]:
-        """Start ``fn(*args)`` in a worker thread."""
-        return _FuturePending(self._pool.submit(fn, *args))
+        """Start ``fn(*args)`` in a worker thread, in the caller's context (its retry listener, its span)."""
+        return _FuturePending(self._pool.submit(contextvars.copy_context().run, fn, *args))
 
     def close(self) -> None:
         """Stop the workers once the calls already started return."""

@@ -19,18 +19,23 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..errors import BackendError, BackendUnavailable, ImageStoreError, Transient, from_os_error
 
-__all__ = ["RetryPolicy", "Timeouts", "backoff_delay", "call_with_retries", "translate"]
+__all__ = ["RetryPolicy", "Timeouts", "backoff_delay", "call_with_retries", "retry_listener", "translate"]
 
 log = logging.getLogger("imagestore")
 T = TypeVar("T")
 
 OnRetry = Callable[[BaseException, int, float], None]
 """``on_retry(exc, attempt, delay)``: called before the wait that precedes retry ``attempt`` (1-based)."""
+
+retry_listener: ContextVar[Callable[[str], None] | None] = ContextVar("imagestore_retry_listener", default=None)
+"""Told the site of every retry in the current context: how the facade's observer counts retries
+and resumes of the operation it measures (None: nobody listens)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class RetryPolicy:
                 attempt += 1
                 if on_retry is not None:
                     on_retry(exc, attempt, delay)
+                listener = retry_listener.get()
+                if listener is not None:
+                    listener(site)
                 (log.debug if quiet else log.warning)("%s: %s failed (%s); retry %d of %d in %.2fs",
                                                       site, what or "call", exc, attempt, self.retries, delay)
                 if delay > 0:

@@ -19,6 +19,7 @@ from ..config import StoreSettings, validate_driver_options
 from ..spi.driver import Driver
 from ..errors import ConfigError, DriverNotInstalled, InvalidLocation
 from ..location import Location, validate_store_name
+from ..observe import NULL, Observer
 from .args import parse_any
 from .store import Store
 
@@ -33,7 +34,7 @@ _INSTALL_HINTS = {
     "https": "pip install 'imagestore[http]'",
     "rbd": "pip install 'imagestore[rbd]' and the OS packages librbd1 librados2",
 }
-_TOP_KEYS = frozenset({"default", "stores"})
+_TOP_KEYS = frozenset({"default", "observe", "stores"})
 
 
 def installed_drivers() -> list[str]:
@@ -113,8 +114,8 @@ class _Spec:
             raise DriverNotInstalled(str(self.missing), store=self.name)
         return self.cls(self.name, **self.options)
 
-    def build(self) -> Store:
-        return Store(self.make_driver(), self.settings)
+    def build(self, observer: Observer) -> Store:
+        return Store(self.make_driver(), self.settings, observer=observer)
 
 
 class UnknownStore(ConfigError, KeyError):
@@ -127,7 +128,8 @@ class UnknownStore(ConfigError, KeyError):
 class Stores(Mapping[str, Store]):
     """The configured stores by name, plus ``default``; stores open lazily, thread-safely."""
 
-    def __init__(self, config: Mapping[str, Any], *, source: str = "<dict>") -> None:
+    def __init__(self, config: Mapping[str, Any], *, source: str = "<dict>",
+                 observer: Observer | None = None) -> None:
         if not isinstance(config, Mapping):
             raise ConfigError("the configuration must be a table")
         unknown = sorted(set(config) - _TOP_KEYS)
@@ -137,6 +139,13 @@ class Stores(Mapping[str, Store]):
         if not isinstance(tables, Mapping) or not tables:
             raise ConfigError("define at least one [stores.NAME] table", key="stores")
         self.source = source
+        observe = config.get("observe", False)
+        if not isinstance(observe, bool):
+            raise ConfigError("expected true or false", key="observe")
+        if observer is None:  # a service that loads a file it does not own (Glance) turns it on there
+            observer = Observer.default() if observe else NULL
+        self.observer = observer
+        """Where every store of this configuration reports its metrics and spans (see imagestore.observe)."""
         self._specs: dict[str, _Spec] = {}
         for name, table in tables.items():
             try:
@@ -156,7 +165,7 @@ class Stores(Mapping[str, Store]):
 
     # -- construction ----------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Stores:
+    def from_file(cls, path: str | os.PathLike[str], *, observer: Observer | None = None) -> Stores:
         """Load a TOML configuration file."""
         try:
             with open(path, "rb") as fh:
@@ -170,19 +179,19 @@ class Stores(Mapping[str, Store]):
         except OSError as exc:
             raise ConfigError(f"cannot read configuration file {os.fspath(path)}: "
                               f"{os.strerror(exc.errno) if exc.errno else exc}") from None
-        return cls(data, source=os.fspath(path))
+        return cls(data, source=os.fspath(path), observer=observer)
 
     @classmethod
-    def embedded_default(cls) -> Stores:
+    def embedded_default(cls, *, observer: Observer | None = None) -> Stores:
         """One ``file`` store named ``local`` under ``$XDG_DATA_HOME/imagestore``."""
         return cls({"default": "local", "stores": {"local": {"driver": "file", "root": default_root()}}},
-                   source="<embedded default>")
+                   source="<embedded default>", observer=observer)
 
     @classmethod
-    def from_env(cls, path: str | os.PathLike[str] | None = None) -> Stores:
+    def from_env(cls, path: str | os.PathLike[str] | None = None, *, observer: Observer | None = None) -> Stores:
         """``path``, else ``$IMAGESTORE_CONFIG``, else the embedded default."""
         chosen = path or os.environ.get("IMAGESTORE_CONFIG")
-        return cls.from_file(chosen) if chosen else cls.embedded_default()
+        return cls.from_file(chosen, observer=observer) if chosen else cls.embedded_default(observer=observer)
 
     # -- mapping ---------------------------------------------------------
     def __getitem__(self, name: str) -> Store:
@@ -192,7 +201,7 @@ class Stores(Mapping[str, Store]):
         with self._lock:
             store = self._open.get(name)
             if store is None:
-                store = self._open[name] = spec.build()
+                store = self._open[name] = spec.build(self.observer)
         return store
 
     def get_store(self, name: str) -> Store:
@@ -262,21 +271,24 @@ class Stores(Mapping[str, Store]):
         self.close()
 
 
-def open_store(spec: str | os.PathLike[str] | Mapping[str, Any], name: str | None = None) -> Store:
-    """One store from a URI (``file:///dir``, ``memory://``) or a dict with a ``driver`` key."""
+def open_store(spec: str | os.PathLike[str] | Mapping[str, Any], name: str | None = None, *,
+               observer: Observer = NULL) -> Store:
+    """One store from a URI (``file:///dir``, ``memory://``) or a dict with a ``driver`` key,
+    reporting to ``observer``."""
     if isinstance(spec, Mapping):
         store_name = name or str(spec.get("name", spec.get("driver", "store")))
-        return _Spec(store_name, {k: v for k, v in spec.items() if k != "name"}, f"stores.{store_name}").build()
+        table = {k: v for k, v in spec.items() if k != "name"}
+        return _Spec(store_name, table, f"stores.{store_name}").build(observer)
     text = os.fspath(spec)
     if text.startswith("file://"):
         root = text[len("file://"):]
-        return open_store({"driver": "file", "root": root}, name or "local")
+        return open_store({"driver": "file", "root": root}, name or "local", observer=observer)
     if text.startswith("memory://"):
         namespace = text[len("memory://"):].strip("/") or None
         table: dict[str, Any] = {"driver": "memory"}
         if namespace:
             table["namespace"] = namespace
-        return open_store(table, name or "memory")
+        return open_store(table, name or "memory", observer=observer)
     if "://" not in text:
-        return open_store({"driver": "file", "root": str(Path(text).resolve())}, name or "local")
+        return open_store({"driver": "file", "root": str(Path(text).resolve())}, name or "local", observer=observer)
     raise ConfigError(f"cannot open a store from {text!r}: use file:///DIR, memory:// or a dict")

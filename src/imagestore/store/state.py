@@ -15,6 +15,7 @@ from ..spi.driver import Driver
 from ..errors import InvalidArgument, InvalidLocation, Unsupported
 from ..engine.limits import AddGate
 from ..location import Location, validate_image_id
+from ..observe import NULL, Observer
 from ..engine.pipeline import Limit
 from ..spi.retry import call_with_retries
 from .args import parse_any
@@ -30,9 +31,10 @@ class StoreState:
 
     caps: Capabilities
 
-    def __init__(self, driver: Driver, settings: StoreSettings) -> None:
+    def __init__(self, driver: Driver, settings: StoreSettings, observer: Observer = NULL) -> None:
         self.driver = driver
         self.settings = settings
+        self.observer = observer
         self.gate = AddGate(settings.max_concurrent_adds)
         self.publish_lock = threading.Lock()
         self.sweep_lock = threading.Lock()

@@ -3,11 +3,12 @@ operation in :mod:`imagestore.store.ops`, all of them working on the store's :cl
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ..spi.capabilities import Capabilities
 from ..config import StoreSettings
@@ -17,6 +18,7 @@ from ..location import DirectAccess, Location
 from ..engine.pipeline import Limit, Source
 from ..engine.progress import Progress
 from ..engine.reader import ImageReader
+from ..observe import NULL, Observer
 from ..results import CloneCheck, CloneResult, ImageInfo, Replica
 from .args import CloneModeArg
 from .ops import add, adopt, clone, delete, locate, read, replicate, sweep
@@ -25,6 +27,37 @@ from .state import StoreState
 __all__ = ["Store"]
 
 log = logging.getLogger("imagestore")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _observed(operation: str, *, size: Callable[[Any], int | None] | None = None,
+              final: Callable[[Any], str] | None = None, ranged: bool = False) -> Callable[[F], F]:
+    """Report the method to the store's observer as ``operation`` (``<operation>_range`` for a ranged
+    read): counted by outcome, timed, traced, its ``size(result)`` bytes counted; ``final(result)``
+    renames it once done (a clone by its mode). Costs one attribute test when nobody observes."""
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def observed(self: Store, *args: Any, **kwargs: Any) -> Any:
+            state = self._state
+            if not state.observer.enabled:
+                return method(self, *args, **kwargs)
+            name = operation
+            if ranged and (kwargs.get("offset", args[1] if len(args) > 1 else 0)
+                           or kwargs.get("length", args[2] if len(args) > 2 else None) is not None):
+                name += "_range"
+            with state.observer.operation(state.name, state.driver.scheme, name) as op:
+                result = method(self, *args, **kwargs)
+                if size is not None:
+                    op.size = size(result)
+                if final is not None:
+                    op.final = final(result)
+                return result
+        return observed  # type: ignore[return-value]
+    return wrap
+
+
+def _info_size(info: ImageInfo) -> int:
+    return info.size
 
 
 class Store:
@@ -37,8 +70,8 @@ class Store:
     share between threads.
     """
 
-    def __init__(self, driver: Driver, settings: StoreSettings | None = None) -> None:
-        self._state = StoreState(driver, settings or StoreSettings())
+    def __init__(self, driver: Driver, settings: StoreSettings | None = None, *, observer: Observer = NULL) -> None:
+        self._state = StoreState(driver, settings or StoreSettings(), observer)
         try:
             self._state.open()
         except BaseException:
@@ -58,6 +91,11 @@ class Store:
     def scheme(self) -> str:
         """The scheme of this store's locations (its driver's: ``file``, ``rbd``, ``s3``...)."""
         return self._state.driver.scheme
+
+    @property
+    def observer(self) -> Observer:
+        """Where the store reports its metrics and spans (:data:`imagestore.observe.NULL`: nowhere)."""
+        return self._state.observer
 
     @property
     def settings(self) -> StoreSettings:
@@ -101,6 +139,7 @@ class Store:
         return self._state.limit()
 
     # ------------------------------------------------------------ add
+    @_observed("add", size=_info_size)
     def add(self, image_id: str, data: Source, size: int | None = None, *, format: str | None = None,
             expected: Mapping[str, str] | None = None, checksums: Sequence[str] | None = None,
             progress: Progress | None = None) -> ImageInfo:
@@ -114,6 +153,7 @@ class Store:
         return add.add(self._state, image_id, data, size, format=format, expected=expected,
                        checksums=checksums, progress=progress)
 
+    @_observed("adopt", size=_info_size)
     def adopt(self, native_ref: Location | str, *, format: str | None = None,
               expected: Mapping[str, str] | None = None, checksums: Sequence[str] | None = None,
               progress: Progress | None = None) -> ImageInfo:
@@ -130,10 +170,12 @@ class Store:
                            progress=progress)
 
     # ------------------------------------------------------------ read
+    @_observed("stat")
     def stat(self, location: Location | str) -> ImageInfo:
         """Size, checksums and format of a stored image; NotFound if absent."""
         return read.stat(self._state, location)
 
+    @_observed("open", ranged=True)
     def open(self, location: Location | str, offset: int = 0, length: int | None = None, *,
              verify: bool | None = None, expected: Mapping[str, str] | None = None,
              progress: Progress | None = None) -> ImageReader:
@@ -147,16 +189,19 @@ class Store:
         return read.open_image(self._state, location, offset, length, verify=verify, expected=expected,
                                progress=progress)
 
+    @_observed("get", size=len, ranged=True)
     def get(self, location: Location | str, offset: int = 0, length: int | None = None,
             *, verify: bool | None = None) -> bytes:
         """The image's bytes (or a range) in memory; for small images and tests."""
         return read.get(self._state, location, offset, length, verify=verify)
 
+    @_observed("download", size=_info_size)
     def download_to(self, location: Location | str, path: str | os.PathLike[str], *, verify: bool = True,
                     progress: Progress | None = None) -> ImageInfo:
         """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
         return read.download_to(self._state, location, path, verify=verify, progress=progress)
 
+    @_observed("verify_source")
     def verify_source(self, location: Location | str, *, progress: Progress | None = None) -> bool:
         """Read the image once and check it against its stored checksum (OSSN-0090: nobody
         checks the bits behind a copy-on-write clone). Remembered by the driver's version
@@ -166,6 +211,7 @@ class Store:
         return read.verify_source(self._state, location, progress=progress)
 
     # ------------------------------------------------------------ locate / delete
+    @_observed("locate")
     def locate(self, location: Location | str, *, ttl: float | None = None) -> DirectAccess:
         """What another service needs to reach the image itself (path, rbd spec or URL).
 
@@ -173,6 +219,7 @@ class Store:
         """
         return locate.locate(self._state, location, ttl=ttl)
 
+    @_observed("delete")
     def delete(self, location: Location | str) -> DeleteOutcome:
         """Delete the image: ``DELETED``, ``DEFERRED`` (clones depend on it), or InUse/NotFound."""
         return delete.delete(self._state, location)
@@ -183,6 +230,7 @@ class Store:
         """Whether ``clone(location, to, mode=mode)`` would work, in which mode, and why."""
         return clone.can_clone(self._state, location, _state_of(to), mode)
 
+    @_observed("clone", final=lambda r: f"clone_{r.mode}")
     def clone(self, location: Location | str, to: Store | None = None, *, name: str | None = None,
               mode: CloneModeArg = "auto", size: int | None = None, verify_source: bool = False,
               progress: Progress | None = None) -> CloneResult:
@@ -205,11 +253,13 @@ class Store:
         an RBD clone of a flat image, ... (Cinder's ``_get_clone_depth``)."""
         return clone.depth(self._state, location)
 
+    @_observed("flatten")
     def flatten(self, location: Location | str) -> int:
         """Copy the ancestors' data into the image so it depends on none; returns the new
         depth (0). A no-op for images that are independent already."""
         return clone.flatten(self._state, location)
 
+    @_observed("replicate", size=lambda r: r.info.size, final=lambda r: f"replicate_{r.mode or 'existing'}")
     def replicate(self, location: Location | str, to: Store, *, name: str | None = None,
                   mode: CloneModeArg = "auto", expected: Mapping[str, str] | None = None,
                   format: str | None = None, independent: bool = True,
@@ -230,6 +280,7 @@ class Store:
                                    expected=expected, format=format, independent=independent, progress=progress)
 
     # ------------------------------------------------------------ lifecycle
+    @_observed("sweep")
     def sweep(self, older_than: float | None = None, *, deadline: float | None = None) -> SweepReport:
         """Remove temporaries of dead writers older than ``older_than`` seconds (default: the
         store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes."""

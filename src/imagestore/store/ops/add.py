@@ -12,6 +12,7 @@ from ...engine.limits import IdleWatch
 from ...location import Location, validate_image_id
 from ...engine.pipeline import Limit, Source, check_options, check_source, write_stream
 from ...engine.progress import Progress
+from ...observe import phase
 from ...results import ImageInfo
 from ..args import with_algorithms
 from ..guard import GuardedWriter
@@ -59,18 +60,20 @@ def _write(state: StoreState, image_id: str, data: Source, size: int | None, set
            limit: Limit, *, format: str | None, expected: Mapping[str, str] | None,
            progress: Progress | None) -> ImageInfo:
     """The upload itself: one pass through the pipeline into the writer, then finish and publish."""
-    raw = state.call("start upload", lambda: state.driver.open_writer(image_id, size), image_id)
+    with phase("open_writer"):
+        raw = state.call("start upload", lambda: state.driver.open_writer(image_id, size), image_id)
     writer = GuardedWriter(raw, state.name, image_id)
     watch = IdleWatch(settings.idle_timeout, writer.abort)
     try:
         try:
-            outcome = write_stream(writer, data, settings=settings, size=size, limit=limit,
-                                   progress=progress, store=state.name, image=image_id, watch=watch)
+            with phase("write"):
+                outcome = write_stream(writer, data, settings=settings, size=size, limit=limit,
+                                       progress=progress, store=state.name, image=image_id, watch=watch)
         finally:
             watch.close()
 
         def publish(meta: Mapping[str, str]) -> Location:
-            with _publishing(state, image_id):
+            with phase("commit"), _publishing(state, image_id):
                 return writer.commit(meta)
 
         return finish(state, outcome, publish, image=image_id, settings=settings, format=format,

@@ -1,0 +1,71 @@
+"""OpenTelemetry spans: one per store operation, children for its I/O phases (open_writer,
+write, commit...). Attributes are the store, driver, operation, size and outcome; an error is
+recorded by its class only (its message names the image)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+except ImportError as exc:
+    raise ImportError(f"traces need opentelemetry-api ({exc}): pip install 'imagestore[tracing]'") from exc
+
+from . import refusal_reason
+
+if TYPE_CHECKING:
+    from . import Operation
+
+__all__ = ["Tracing"]
+
+
+class Tracing:
+    """Spans from ``tracer_provider`` (an Instrumentation of :class:`~imagestore.observe.Observer`)."""
+
+    def __init__(self, tracer_provider: Any) -> None:
+        self.tracer = tracer_provider.get_tracer("imagestore")
+
+    def start(self, op: Operation) -> None:
+        span = self.tracer.start_span(f"imagestore.{op.operation}", attributes={
+            "imagestore.store": op.store, "imagestore.driver": op.driver, "imagestore.operation": op.operation})
+        use = trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+        use.__enter__()
+        op.spans["otel"] = (span, use)
+
+    def end(self, op: Operation, outcome: str, exc: BaseException | None) -> None:
+        span, use = op.spans.pop("otel")
+        try:
+            span.set_attribute("imagestore.outcome", outcome)
+            if op.final != op.operation:
+                span.set_attribute("imagestore.operation", op.final)
+            if op.size is not None:
+                span.set_attribute("imagestore.size", op.size)
+            if exc is not None:
+                reason = refusal_reason(exc)
+                if reason is not None:
+                    span.set_attribute("imagestore.refusal", reason)
+                span.set_status(Status(StatusCode.ERROR, outcome))
+        finally:
+            use.__exit__(None, None, None)
+            span.end()
+
+    def retry(self, op: Operation, site: str) -> None:
+        entry = op.spans.get("otel")
+        if entry is not None and entry[0].is_recording():  # a reader resumed after its open() returned
+            entry[0].add_event("imagestore.retry", {"imagestore.site": site})
+
+    def phase(self, op: Operation, name: str) -> AbstractContextManager[Any]:
+        return self.tracer.start_as_current_span(
+            f"imagestore.{op.operation}.{name}", attributes={"imagestore.store": op.store,
+                                                              "imagestore.driver": op.driver},
+            record_exception=False, set_status_on_exception=False)
+
+    def cache_event(self, event: str, size: int | None) -> None:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(f"imagestore.cache.{event}", {} if size is None else {"imagestore.size": size})
+
+    def cache_size(self, nbytes: int, entries: int) -> None:
+        pass
