@@ -17,17 +17,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagestore.testing.moto import MotoProcess
 from imagestore.testing.ports import free_port, free_ports
 
 from .checkout import SCRIPTS, script
 
-MOTO_TIMEOUT_S = 60.0
 RGW_GC = {"rgw_gc_obj_min_wait": "0", "rgw_gc_processor_period": "10", "rgw_gc_processor_max_time": "10"}
 
 
@@ -172,35 +171,12 @@ class Services:
             os.environ[var] = "127.0.0.1,localhost"
 
     def _moto(self) -> None:
-        port = free_ports(1)[0]
-        log = open(self.base / "moto.log", "wb")  # noqa: SIM115 - closed with the server
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def stop() -> None:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            log.close()
-
-        self._stops.append(stop)
-        self._orphan(pids=proc.pid)
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + MOTO_TIMEOUT_S
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while True:
-            try:
-                opener.open(endpoint + "/", timeout=2).read()
-                break
-            except Exception as exc:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not answer on {endpoint}: {exc}") from exc
-                time.sleep(0.3)
-        self.moto = Moto(endpoint, proc)
+        server = MotoProcess(logdir=self.base, new_session=True)
+        self._stops.append(server.stop)
+        server.start()
+        assert server.proc is not None
+        self._orphan(pids=server.proc.pid)
+        self.moto = Moto(server.endpoint, server.proc)
 
     def _orphan(self, dirs: list[str] | None = None, pids: int | None = None) -> None:
         """Tell the watchdog what to stop should this process die first."""

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from imagestore.testing.backends import Backend, FileBackend, RbdBackend, S3Back
 from imagestore.testing.crash import OPS, WRITES, CrashSweep
 from imagestore.testing.faultrun import fault_run
 from imagestore.testing.load import load_run
+from imagestore.testing.moto import MotoProcess
 
 from ..env.checkout import REPO, NeedsCheckout, need_checkout
 from ..env.checkout import script as script_path
@@ -109,27 +109,14 @@ class Services:
                          base=f"hard-{uuid.uuid4().hex[:8]}", label="radosgw")
 
     def moto(self) -> Backend | None:
-        port = free_port()
-        log = open(self.workdir / "moto.log", "wb")  # noqa: SIM115 - closed by the stop
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-
-        self.stops.append(stop)
-        for _ in range(300):
-            if proc.poll() is not None:
-                self.skipped["s3-moto"] = f"moto.server exited {proc.returncode} (pip install 'moto[server]')"
-                return None
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.1)
+        server = MotoProcess(logdir=self.workdir)
+        self.stops.append(server.stop)
+        try:
+            server.start()
+        except RuntimeError as exc:
+            self.skipped["s3-moto"] = f"moto.server did not start (pip install 'moto[server]'): {exc}"[:500]
+            return None
+        port = server.port
         secret = f"moto-secret-{uuid.uuid4().hex[:12]}"
         self.secrets.append(secret)
         return S3Backend(f"http://127.0.0.1:{port}", "moto-access", secret, base=f"hard-{uuid.uuid4().hex[:8]}",

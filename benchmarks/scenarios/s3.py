@@ -33,25 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from ..env.checkout import SCRIPTS, script
+from imagestore.testing.moto import MotoProcess
+
 from ..env.services import free_port
 
 GiB, MiB = 1 << 30, 1 << 20
 _CLIENT_OPTS = ("signature_version='s3v4', s3={'addressing_style': 'path'}, "
                 "request_checksum_calculation='when_required', response_checksum_validation='when_required'")
-
-
-def _answers(endpoint: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(endpoint + "/", timeout=2) as resp:  # noqa: S310 - a local server
-            resp.read()
-        return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
 
 
 def _env_file(directory: Path) -> dict[str, str]:
@@ -92,25 +80,12 @@ def moto() -> Iterator[Server]:
     if reuse:
         yield Server("moto", reuse.rstrip("/"), "imagestore-access", "imagestore-secret")
         return
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="moto-bench-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    server = MotoProcess()
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(endpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto did not start: {Path(log.name).read_text()[-1000:]}")
-            time.sleep(0.1)
-        yield Server("moto", endpoint, "imagestore-access", "imagestore-secret")
+        server.start()
+        yield Server("moto", server.endpoint, "imagestore-access", "imagestore-secret")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        os.unlink(log.name)
+        server.cleanup()
 
 
 @contextmanager

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -14,6 +11,7 @@ from typing import Any
 import pytest
 
 from imagestore import AlreadyExists, ChecksumMismatch, DeleteOutcome, NotFound, Store
+from imagestore.testing.processes import kill_when_started
 from tests.services.ceph import CephCluster
 
 from .conftest import MiB, Opened, data_of
@@ -110,18 +108,7 @@ def _kill_replicate(src_spec: dict[str, Any], dst_spec: dict[str, Any], image_id
         src._driver.open_reader = lambda loc, off, n: Slow(real(loc, off, n))
         src.replicate({image_id!r}, dst, mode="stream")
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, "the replicating process died before it started"
-            assert time.monotonic() < deadline, "the replicating process never started"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_when_started(code, marker, timeout=120, what="replicating process")
 
 
 def _rerun_after_kill(src: Store, dst: Store, image_id: str, data: bytes, leftovers: Callable[[], list[str]],

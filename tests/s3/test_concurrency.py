@@ -18,6 +18,7 @@ import pytest
 
 import imagestore
 from imagestore import AlreadyExists
+from imagestore.testing.processes import race_adds
 from tests.services.faultproxy import FaultProxyFactory
 from tests.services.s3 import S3Server
 
@@ -29,25 +30,13 @@ ROUNDS = 8
 def race(store: imagestore.Store, image: str, datas: list[bytes]) -> list[object]:
     """Add ``image`` from one thread per data, all committing at once; each one's outcome."""
     barrier = threading.Barrier(len(datas))
-    results: list[object] = [None] * len(datas)
 
     def source(data: bytes) -> Iterator[bytes]:
         yield data[: len(data) // 2]
         yield data[len(data) // 2:]
         barrier.wait(60)  # every writer has sent everything: now they all commit at once
 
-    def run(i: int) -> None:
-        try:
-            results[i] = store.add(image, source(datas[i]))
-        except BaseException as exc:  # noqa: BLE001
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(datas))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return results
+    return race_adds(lambda src: store.add(image, src), [source(d) for d in datas])
 
 
 @pytest.mark.parametrize("size", [256 * 1024, 6 * MiB + 1], ids=["inline", "record"])

@@ -144,6 +144,10 @@ def test_killed_writer_is_swept_only_after_its_lease_lapses(s3_server: S3Server,
         removed += report.removed
         time.sleep(0.5)
     assert removed >= 2  # the upload and the lease
+    assert uploads(client, s3_bucket) == []
+    with pytest.raises(NotFound):
+        store.stat("killed")
+    store.close()
 
 
 def _lease_refreshed_at(client: Any, bucket: str) -> datetime | None:
@@ -157,7 +161,3 @@ def _server_date(client: Any, bucket: str) -> datetime:
     """The server's clock now (the Date of a response; one-second resolution)."""
     date = client.list_objects_v2(Bucket=bucket, MaxKeys=1)["ResponseMetadata"]["HTTPHeaders"]["date"]
     return parsedate_to_datetime(date)
-    assert uploads(client, s3_bucket) == []
-    with pytest.raises(NotFound):
-        store.stat("killed")
-    store.close()

@@ -21,13 +21,7 @@ A driver test that depends on one of these must say which server it expects it f
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,8 +33,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from imagestore.testing.backends.s3 import empty_bucket
+from imagestore.testing.moto import MotoProcess, http_answers
 
-from .ports import free_port
 from .require import unavailable
 
 if TYPE_CHECKING:
@@ -49,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Radosgw", "S3Server", "empty_bucket", "http_answers", "moto_server", "s3_bucket", "s3_server"]
 
 SERVERS = {"moto": "moto_server", "radosgw": "radosgw"}  # s3_server parameter -> fixture
-MOTO_START_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -125,73 +118,6 @@ class Radosgw(S3Server):
 
 
 # ---------------------------------------------------------------------- moto
-def http_answers(endpoint: str) -> bool:
-    """Whether an HTTP server answers a GET / there (any status counts)."""
-    try:
-        with urllib.request.urlopen(endpoint + "/", timeout=2) as resp:
-            resp.read()
-        return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
-class MotoProcess:
-    """``python -m moto.server`` on 127.0.0.1: started, waited for, stopped (terminate, then kill)."""
-
-    def __init__(self, python: str = sys.executable) -> None:
-        self.python = python
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.logdir = Path(tempfile.mkdtemp(prefix="moto-", dir="/tmp"))
-        self.log = self.logdir / "moto.log"
-        self.start_seconds = 0.0
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start on a free port; a lost race for the port is retried on another one."""
-        failures = []
-        for _ in range(3):
-            self.port = free_port()
-            t0 = time.monotonic()
-            with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would block the server
-                self.proc = subprocess.Popen(
-                    [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            while time.monotonic() - t0 < MOTO_START_TIMEOUT:
-                if self.proc.poll() is not None:
-                    break
-                if http_answers(self.endpoint):
-                    self.start_seconds = time.monotonic() - t0
-                    return
-                time.sleep(0.05)
-            tail = self.log.read_text(errors="replace")[-2000:]
-            failures.append(f"port {self.port}: exit {self.proc.poll()}: {tail}")
-            self.stop()
-        raise RuntimeError("\n".join(failures))
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-    def cleanup(self) -> None:
-        """Stop the server and remove its log directory."""
-        self.stop()
-        shutil.rmtree(self.logdir, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[S3Server]:
     """moto's standalone S3 server (any keys work: moto checks no signature)."""

@@ -30,7 +30,9 @@ SLEEP_ALLOWED: dict[str, tuple[int, str]] = {
                                    "claim, and poll another writer's claim until it lapses or is renewed"),
     "testing/chaos.py": (2, "fault injection: a Stall fault is a slow backend; a Kill waits for its own SIGKILL"),
     "testing/crash.py": (3, "the crash harness waits for dead writers' locks and watches to lapse before sweeping"),
-    "testing/conformance/base.py": (2, "a deliberately slow source, and polling for the killed writer to start"),
+    "testing/conformance/base.py": (1, "a deliberately slow source, killed mid-upload"),
+    "testing/processes.py": (1, "polling for a writer to start before it is killed"),
+    "testing/moto.py": (1, "polling for a starting moto server to answer"),
     "testing/conformance/sweep.py": (1, "the sweep test waits for a dead client's lock or watch to lapse"),
 }
 _SLEEP = re.compile(r"\b(?:time\.|asyncio\.)?sleep\(")

@@ -4,7 +4,6 @@ that breaks only its own store."""
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 

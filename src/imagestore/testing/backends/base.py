@@ -10,7 +10,6 @@ probe as (declared, never probed), a way to reach the stored bits outside images
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 from abc import ABC, abstractmethod

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import imagestore
 from imagestore import Store
 
 from ..backends.base import Backend
+from ..processes import kill_when_started
 
 __all__ = ["MiB", "SuiteBase", "assert_expires", "qemu_img"]
 
@@ -93,15 +92,4 @@ class SuiteBase:
                     yield b"y" * 65536
             store.add({image_id!r}, slow())
         """)
-        proc = subprocess.Popen([sys.executable, "-c", code])
-        try:
-            deadline = time.monotonic() + 60
-            while not marker.exists():
-                assert proc.poll() is None, "writer died before it started"
-                assert time.monotonic() < deadline, "writer never started"
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        kill_when_started(code, marker)

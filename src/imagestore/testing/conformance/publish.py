@@ -16,6 +16,7 @@ from imagestore import AlreadyExists, ImageTooLarge, NotFound, SizeMismatch, Sto
 
 from ..backends.base import Backend
 from ..payloads import chunks, payload
+from ..processes import race_adds
 from .base import MiB, SuiteBase
 
 
@@ -32,23 +33,12 @@ class PublishTests(SuiteBase):
         store = backend.make()
         datas = [payload(2 * MiB, seed=100 + i) for i in range(4)]
         barrier = threading.Barrier(len(datas))
-        results: list[object] = [None] * len(datas)
 
         def slow(data: bytes) -> Iterator[bytes]:
             barrier.wait()  # every writer is open before anyone finishes
             yield from chunks(data, 256 * 1024)
 
-        def run(i: int) -> None:
-            try:
-                results[i] = store.add(image_id, slow(datas[i]))
-            except BaseException as exc:  # noqa: BLE001
-                results[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(datas))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = race_adds(lambda src: store.add(image_id, src), [slow(d) for d in datas], timeout=60)
         winners = [r for r in results if isinstance(r, imagestore.ImageInfo)]
         losers = [r for r in results if isinstance(r, AlreadyExists)]
         assert len(winners) == 1, results
