@@ -199,34 +199,3 @@ def test_raw_operations(ceph_cluster: CephCluster) -> None:
             c.remove("images", name)
     finally:
         c.shutdown()
-
-
-def test_a_connection_dropped_with_an_open_image_closes_it(ceph_v2: CephCluster) -> None:
-    """A Cluster collected together with an image it opened (a reference cycle) closes the image
-    before librados shuts down: its watch goes with it, so the image can be deleted at once; an
-    image closed after its connection's shutdown is not closed twice."""
-    import gc
-
-    owner = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="owner")
-    name = f"dropped-{uuid.uuid4().hex[:8]}"
-    owner.create("images", name, 8 << 20, order=22)
-    try:
-        dropped = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="dropped")
-        image = dropped.open("images", name)  # writable: it holds a watch on the header
-        assert image.size() == 8 << 20
-        dropped.cycle = image  # type: ignore[attr-defined]
-        del dropped, image
-        gc.collect()
-        owner.remove("images", name)  # EBUSY while the dropped handle's watch is registered
-        assert name not in {n for n, _ in owner.list_images("images")}
-        survivor = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="survivor")
-        owner.create("images", name, 8 << 20, order=22)
-        kept = survivor.open("images", name)
-        survivor.shutdown()
-        kept.close()  # after the shutdown closed it: a no-op, not a second rbd_close
-    finally:
-        try:
-            owner.remove("images", name)
-        except NotFound:
-            pass
-        owner.shutdown()

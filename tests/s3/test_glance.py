@@ -135,7 +135,7 @@ def glance_store_s3(glance_venv: str, server: S3Server, bucket: str, ops: list[t
         "s3_store_host": server.endpoint, "s3_store_access_key": server.access_key,
         "s3_store_secret_key": server.secret_key, "s3_store_bucket": bucket, "s3_store_create_bucket_on_put": False,
         "s3_store_bucket_url_format": "path", "s3_store_region_name": server.region}}
-    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
     env = {**os.environ, "PYTHONPATH": str(overlay), "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
            "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
     proc = subprocess.run([f"{glance_venv}/bin/python", "-c", _GLANCE_STORE, str(bench), json.dumps(cfg),

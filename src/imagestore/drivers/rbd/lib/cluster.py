@@ -60,7 +60,6 @@ class Cluster:
         self._op_timeout = max(1, math.ceil(op_timeout))
         self._lock = threading.Lock()
         self._ioctx: dict[str, c_void_p] = {}
-        self._images: dict[int, c_void_p] = {}  # open image handles, closed by shutdown if still open
         self._connected = False
         self._closed = True  # until the handle is configured: nothing for shutdown() to release
         self._handle = c_void_p()
@@ -220,27 +219,12 @@ class Cluster:
                 self._ioctx[pool] = io
             return io
 
-    def hold_image(self, handle: c_void_p) -> None:
-        """Remember an open image handle (see :meth:`shutdown`)."""
-        with self._lock:
-            self._images[handle.value or 0] = handle
-
-    def release_image(self, handle: c_void_p) -> bool:
-        """Forget an image handle; False if :meth:`shutdown` closed it already."""
-        with self._lock:
-            return self._images.pop(handle.value or 0, None) is not None
-
     def shutdown(self) -> None:
-        """Close the images still open, destroy the I/O contexts and the connection; safe to
-        call twice. Closing the images first matters when a connection is dropped with an
-        image it opened (the two collected together): librados must not go first."""
+        """Destroy the I/O contexts and the connection; safe to call twice."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for image in self._images.values():
-                self.lib.rbd_close(image)
-            self._images.clear()
             for io in self._ioctx.values():
                 self.lib.rados_ioctx_destroy(io)
             self._ioctx.clear()

@@ -99,7 +99,6 @@ class Image:
             fn, op = self.lib.rbd_open, "rbd_open"
         where = f"{pool}/{name}" + (f"@{snap}" if snap else "")
         self._check(fn(io, _b(name), byref(self._h), _b(snap)), f"{op}({where})")
-        cluster.hold_image(self._h)
 
     def _check(self, ret: int, op: str) -> int:
         if ret < 0:
@@ -107,20 +106,10 @@ class Image:
         return ret
 
     def close(self) -> None:
-        """Close the handle (flushes pending writes); safe to call twice, and after the
-        connection's shutdown (which closed it already)."""
+        """Close the handle (flushes pending writes); safe to call twice."""
         if self._h:
             h, self._h = self._h, c_void_p()
-            if self.cluster.release_image(h):
-                self._check(self.lib.rbd_close(h), "rbd_close")
-
-    def __del__(self) -> None:
-        """An image dropped unclosed releases its handle (and its watch, which would block a
-        delete of the image until it timed out)."""
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - nothing to report to during garbage collection
-            pass
+            self._check(self.lib.rbd_close(h), "rbd_close")
 
     def __enter__(self) -> Image:
         return self

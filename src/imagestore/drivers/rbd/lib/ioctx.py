@@ -18,11 +18,3 @@ class IoctxSource(Protocol):
     def ioctx(self, pool: str) -> c_void_p:
         """The I/O context of ``pool``."""
         ...
-
-    def hold_image(self, handle: c_void_p) -> None:
-        """Remember an open image handle, which :meth:`shutdown` closes if its owner did not."""
-        ...
-
-    def release_image(self, handle: c_void_p) -> bool:
-        """Forget an image handle; False if the connection already closed it (so nobody closes it twice)."""
-        ...
