@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,19 +10,13 @@ import pytest
 
 import imagestore
 from imagestore import Store
+from imagestore.testing.payloads import payload
 from tests.conformance.conftest import qcow2_plain, qcow2_with_backing  # noqa: F401 - shared fixtures
 
 MiB = 1 << 20
 
 
-def data_of(size: int, seed: int = 0) -> bytes:
-    """Deterministic incompressible bytes."""
-    out = bytearray()
-    block = hashlib.sha512(str(seed).encode()).digest()
-    while len(out) < size:
-        block = hashlib.sha512(block).digest()
-        out += block * 128
-    return bytes(out[:size])
+data_of = payload  # deterministic incompressible bytes: no all-zero object unless asked
 
 
 class Opened:

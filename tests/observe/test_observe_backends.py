@@ -32,6 +32,19 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return request.getfixturevalue(_FIXTURES[kind])  # type: ignore[no-any-return]
 
 
+def _descendants(spans: list[Any], root: Any) -> list[Any]:
+    """The spans below ``root`` (children, their children...)."""
+    ids, found, grew = {root.context.span_id}, [], True
+    while grew:
+        grew = False
+        for s in spans:
+            if s.parent is not None and s.parent.span_id in ids and s.context.span_id not in ids:
+                ids.add(s.context.span_id)
+                found.append(s)
+                grew = True
+    return found
+
+
 def _secrets(table: dict[str, Any]) -> list[str]:
     """The secret values a store table points at (keys from the environment)."""
     return [os.environ[v["env"]] for v in table.values() if isinstance(v, dict) and "env" in v]
@@ -89,6 +102,16 @@ def test_the_registry_and_the_spans_say_exactly_what_happened(backend: Backend, 
     assert ok.attributes["imagestore.driver"] == table["driver"]
     children = {s.name for s in watched.spans() if s.parent is not None and s.parent.span_id == ok.context.span_id}
     assert children == {"imagestore.add.open_writer", "imagestore.add.write", "imagestore.add.commit"}
+    under_add = _descendants(watched.spans(), ok)
+    parts = sorted((s.attributes["imagestore.part"], s.attributes["imagestore.size"], s.attributes["imagestore.outcome"])
+                   for s in under_add if s.name == "imagestore.add.part")
+    if table["driver"] == "file":
+        assert parts == []  # one stream into one file: no parts
+    else:  # every part of the upload, in order, sizes adding up to the image
+        assert [p[0] for p in parts] == list(range(len(parts))) and parts
+        assert sum(p[1] for p in parts) == SIZE and {p[2] for p in parts} == {"ok"}
+    claims = sorted(s.name for s in under_add if ".claim" in s.name)
+    assert claims == (["imagestore.add.claim", "imagestore.add.claim_confirm"] if table["driver"] == "swift" else [])
     assert len(watched.spans("imagestore.get")) == 3
     assert [s.attributes["imagestore.operation"] for s in watched.spans("imagestore.clone")] == [clone_op]
     assert len(watched.spans("imagestore.delete")) == 2

@@ -157,14 +157,48 @@ def test_a_retry_in_a_part_thread_counts_for_the_operation_that_started_it(watch
     assert watched.value("imagestore_retries_total", store="s", driver="d", operation="add", site="part") == 1
 
 
-def test_a_read_resumed_after_open_returned_counts_for_the_open(watched: Watched) -> None:
+def test_a_read_resumed_after_open_returned_counts_for_the_stream(watched: Watched) -> None:
     from imagestore.testing.chaos import Chaos, Fault, Raise
 
     store = Stores({"stores": {"m": {"driver": "memory", "retry_backoff": 0}}}, observer=watched.observer)["m"]
     store.add("img", io.BytesIO(b"r" * 3000), 3000)
     with Chaos([Fault("read", Raise.transient(), calls={1})]).attached(store), store.open("img") as reader:
         assert reader.read() == b"r" * 3000  # read by the caller, after open() returned
-    assert watched.value("imagestore_retries_total", store="m", driver="memory", operation="open",
-                         site="read-resume") == 1
-    (span,) = watched.spans("imagestore.open")
-    assert span.events == ()  # the span had ended: the resume is a metric only
+    labels = {"store": "m", "driver": "memory"}
+    assert watched.value("imagestore_retries_total", **labels, operation="read", site="read-resume") == 1
+    assert watched.value("imagestore_operations_total", **labels, operation="open", outcome="ok") == 1
+    assert watched.value("imagestore_operations_total", **labels, operation="read", outcome="ok") == 1
+    assert watched.value("imagestore_operation_bytes_total", **labels, operation="read") == 3000
+    (opened,) = watched.spans("imagestore.open")
+    assert opened.events == ()  # the open had returned: the resume belongs to the stream
+    (stream,) = watched.spans("imagestore.read")
+    assert [e.attributes["imagestore.site"] for e in stream.events] == ["read-resume"]
+    assert stream.attributes["imagestore.outcome"] == "ok" and stream.attributes["imagestore.size"] == 3000
+
+
+def test_a_streamed_read_counts_its_late_verification_failure_and_an_early_close(watched: Watched) -> None:
+    from imagestore.errors import ChecksumMismatch
+    from imagestore.testing.chaos import Chaos, Corrupt, Fault
+
+    store = Stores({"stores": {"m": {"driver": "memory"}}}, observer=watched.observer)["m"]
+    store.add("img", io.BytesIO(b"v" * 5000), 5000)
+    with Chaos([Fault("read", Corrupt(), calls={1})]).attached(store), store.open("img") as reader:
+        with pytest.raises(ChecksumMismatch):
+            for _ in reader:  # the mismatch is raised after open() returned, at the stream's end
+                pass
+    with store.open("img") as reader:
+        assert len(reader.read(100)) == 100  # then closed early
+    with store.open("img", 10, 20, verify=False) as reader:
+        assert reader.read() == b"v" * 20
+    labels = {"store": "m", "driver": "memory"}
+    v = watched.value
+    assert v("imagestore_verification_failures_total", **labels, operation="read") == 1
+    assert v("imagestore_operations_total", **labels, operation="read", outcome="ChecksumMismatch") == 1
+    assert v("imagestore_operations_total", **labels, operation="read", outcome="ReadIncomplete") == 1
+    assert v("imagestore_operations_total", **labels, operation="read_range", outcome="ok") == 1
+    assert v("imagestore_operation_bytes_total", **labels, operation="read_range") == 20
+    assert v("imagestore_operations_total", **labels, operation="open", outcome="ok") == 2
+    assert v("imagestore_operations_total", **labels, operation="open_range", outcome="ok") == 1
+    assert all(s.value == 0 for s in watched.samples("imagestore_operations_in_flight"))
+    outcomes = sorted(s.attributes["imagestore.outcome"] for s in watched.spans("imagestore.read"))
+    assert outcomes == ["ChecksumMismatch", "ReadIncomplete"]

@@ -15,6 +15,7 @@ import pytest
 from imagestore.drivers.rbd import lib as _rbdlib
 from imagestore.errors import (
     AlreadyExists,
+    BackendError,
     ConfigError,
     DriverNotInstalled,
     InUse,
@@ -198,4 +199,73 @@ def test_raw_operations(ceph_cluster: CephCluster) -> None:
         with pytest.raises(NotFound):
             c.remove("images", name)
     finally:
+        c.shutdown()
+
+
+@pytest.mark.ceph
+def test_a_connection_dropped_with_an_open_image_closes_it(ceph_v2: CephCluster) -> None:
+    """A Cluster collected together with an image it opened (a reference cycle) closes the image
+    before librados shuts down: its watch goes with it, so the image can be deleted at once; an
+    image closed after its connection's shutdown is not closed twice, and a call on it is an error."""
+    import gc
+
+    owner = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="owner")
+    name = f"dropped-{uuid.uuid4().hex[:8]}"
+    owner.create("images", name, 8 << 20, order=22)
+    try:
+        dropped = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="dropped")
+        image = dropped.open("images", name)  # writable: it holds a watch on the header
+        assert image.size() == 8 << 20
+        dropped.cycle = image  # type: ignore[attr-defined]
+        del dropped, image
+        gc.collect()
+        owner.remove("images", name)  # EBUSY while the dropped handle's watch is registered
+        assert name not in {n for n, _ in owner.list_images("images")}
+        survivor = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="survivor")
+        owner.create("images", name, 8 << 20, order=22)
+        kept = survivor.open("images", name)
+        survivor.shutdown()
+        kept.close()  # after the shutdown closed it: a no-op, not a second rbd_close
+        with pytest.raises(BackendError, match="closed image"):
+            kept.size()
+        with pytest.raises(BackendError, match="closed"):
+            survivor.open("images", name)
+    finally:
+        try:
+            owner.remove("images", name)
+        except NotFound:
+            pass
+        owner.shutdown()
+
+
+@pytest.mark.ceph
+def test_reads_abandoned_in_flight_finish_before_their_buffers_go(ceph_v2: CephCluster) -> None:
+    """Completions dropped unwaited (a reader abandoned mid-stream) wait for their I/O before
+    releasing its buffer; an unwaited image dropped unclosed is closed, so it can be removed."""
+    import gc
+
+    c = _rbdlib.Cluster(ceph_v2.conf, "imagestore", ceph_v2.keyring, label="abandon")
+    name = f"abandon-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(4 << 20)
+    try:
+        c.create("images", name, 8 * len(data), order=22)
+        with c.open("images", name) as img:
+            for i in range(8):
+                img.write(i * len(data), data)
+        for _ in range(20):
+            img = c.open("images", name)
+            comps = [img.aio_read(i * len(data), bytearray(len(data)), len(data)) for i in range(8)]
+            del comps, img  # buffers, completions and the image dropped with the reads in flight
+            gc.collect()
+            junk = [bytearray(os.urandom(1 << 20)) for _ in range(32)]  # reuse the freed memory
+            assert all(len(j) == 1 << 20 for j in junk)
+        c.remove("images", name)  # no handle left open (a read-write open's watch would refuse it)
+        done = _rbdlib.Completion(c.lib)
+        done.discard()
+        assert done.wait() == 0  # released once; later waits return the result, not touch freed memory
+    finally:
+        try:
+            c.remove("images", name)
+        except NotFound:
+            pass
         c.shutdown()

@@ -89,6 +89,30 @@ def test_a_failing_part_is_retried_then_the_upload_fails() -> None:
     assert sink.attempts[2] == 3
 
 
+class Once:
+    """A pending that may be waited for once (a polled librbd completion is released by its wait)."""
+
+    def __init__(self, index: int, failing: bool, waits: dict[int, int]) -> None:
+        self.index, self.failing, self.waits = index, failing, waits
+
+    def wait(self) -> int:
+        self.waits[self.index] = self.waits.get(self.index, 0) + 1
+        assert self.waits[self.index] == 1, f"part {self.index} waited for twice"
+        if self.failing:
+            raise OSError("the part failed for good")
+        return self.index
+
+
+def test_a_part_that_failed_for_good_is_not_waited_for_again_by_abort() -> None:
+    waits: dict[int, int] = {}
+    up = ChunkedUploader(lambda i, off, data: Once(i, i == 1, waits), PartSizes(100), concurrency=3,
+                         retries=0, backoff=0)
+    with pytest.raises(OSError, match="for good"):
+        up.write(b"a" * 1000)
+    up.abort()  # waits for the parts still in flight, each once; never the failed one again
+    assert waits == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
 def test_abort_waits_for_parts_in_flight() -> None:
     sink = Sink(hold=True)
     up = ChunkedUploader(sink.start, PartSizes(10), concurrency=4)

@@ -14,7 +14,7 @@ from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
 from ..spi.retry import RetryPolicy, retry_listener, translate
 
-__all__ = ["ImageReader", "write_atomically"]
+__all__ = ["ImageReader", "ReadIncomplete", "write_atomically"]
 
 log = logging.getLogger("imagestore")
 _IN_FLIGHT = 4
@@ -24,6 +24,10 @@ Opener = Callable[[int, int], Reader]
 
 class _EndedEarly(Transient):
     """The driver's stream ended before the image's size: resumed like a broken read."""
+
+
+class ReadIncomplete(Exception):
+    """What a streamed read closed before its end reports to its observer (never raised)."""
 
 
 class ImageReader:
@@ -63,6 +67,7 @@ class ImageReader:
         self._done = 0
         self._token = 0
         self._closed = False
+        self._on_end: Callable[[BaseException | None, int], None] | None = None
         self._reader: Reader | None = None
         self._hasher: ParallelHasher | None = None
         self._reader = opener(offset, size)
@@ -85,7 +90,9 @@ class ImageReader:
                 reopen = False
                 try:
                     self._reader = self._opener(self._offset + self._done, self.size - self._done)
-                except BaseException:
+                except BaseException as exc:
+                    self._ended(translate(exc, "read", store=self._store, image=self._image)
+                                if isinstance(exc, Exception) else exc)
                     self.close()
                     raise
                 self.resumes += 1
@@ -115,14 +122,26 @@ class ImageReader:
         except _EndedEarly:
             return b""  # short: _finish reports the size mismatch
         except Exception as exc:
-            self.close()
             error = translate(exc, "read", store=self._store, image=self._image, attempts=failures + 1)
+            self._ended(error)
+            self.close()
             if error is exc:
                 raise
             raise error from exc
         finally:
             if token is not None:
                 retry_listener.reset(token)
+
+    def on_end(self, callback: Callable[[BaseException | None, int], None]) -> None:
+        """Call ``callback(error, bytes_read)`` once when the stream ends: at its verified end
+        (error None), when it fails (the error raised), or when it is closed early
+        (:class:`ReadIncomplete`). The facade's observer counts a streamed read this way."""
+        self._on_end = callback
+
+    def _ended(self, exc: BaseException | None) -> None:
+        callback, self._on_end = self._on_end, None
+        if callback is not None:
+            callback(exc, self._done)
 
     @property
     def verifying(self) -> bool:
@@ -169,10 +188,11 @@ class ImageReader:
         self._ticker.advance(len(data))
 
     def _fail_size(self) -> None:
+        exc = SizeMismatch(f"read {self._done} bytes where {self.size} were expected", store=self._store,
+                           image=self._image)
+        self._ended(exc)
         self.close()
-        raise SizeMismatch(
-            f"read {self._done} bytes where {self.size} were expected", store=self._store, image=self._image
-        )
+        raise exc
 
     def _finish(self) -> None:
         if self._closed:
@@ -184,12 +204,15 @@ class ImageReader:
             actual = self._hasher.digests()
             bad = compare(self._expected, actual)
             if bad is not None:
-                self.close()
                 algo, want, got = bad
-                raise ChecksumMismatch(
+                exc = ChecksumMismatch(
                     f"{algo} of the bytes read is {got}, expected {want}",
                     algorithm=algo, expected=want, actual=got, store=self._store, image=self._image,
                 )
+                self._ended(exc)
+                self.close()
+                raise exc
+        self._ended(None)
         self.close()
 
     def _close_reader(self) -> None:
@@ -205,6 +228,7 @@ class ImageReader:
         if self._closed:
             return
         self._closed = True
+        self._ended(ReadIncomplete(f"closed after {self._done} of {self.size} bytes"))
         if self._hasher is not None:
             self._hasher.close()
         self._close_reader()

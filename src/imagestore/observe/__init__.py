@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 from ..errors import AlreadyExists, ChecksumMismatch, UnsafeImage
 from ..spi.retry import retry_listener
+from ..spi.trace import NOTHING, PhaseSpan, phase_tracer
 
 __all__ = ["NULL", "Instrumentation", "Observer", "Operation", "phase", "refusal_reason"]
 
@@ -34,6 +35,7 @@ class Instrumentation(Protocol):
     def end(self, op: Operation, outcome: str, exc: BaseException | None) -> None: ...
     def retry(self, op: Operation, site: str) -> None: ...
     def phase(self, op: Operation, name: str) -> AbstractContextManager[Any]: ...
+    def begin(self, op: Operation, name: str, attributes: Mapping[str, int | str]) -> PhaseSpan | None: ...
     def cache_event(self, event: str, size: int | None) -> None: ...
     def cache_size(self, nbytes: int, entries: int) -> None: ...
 
@@ -41,7 +43,8 @@ class Instrumentation(Protocol):
 class Operation:
     """One running operation of one store: its labels, start time, bytes and sink state (a span)."""
 
-    __slots__ = ("observer", "store", "driver", "operation", "started", "size", "spans", "final", "_token")
+    __slots__ = ("observer", "store", "driver", "operation", "started", "size", "spans", "final", "detached",
+                 "_token")
 
     def __init__(self, observer: Observer, store: str, driver: str, operation: str) -> None:
         self.observer, self.store, self.driver, self.operation = observer, store, driver, operation
@@ -50,9 +53,11 @@ class Operation:
         self.size: int | None = None
         self.spans: dict[str, Any] = {}
         self.started = 0.0
+        self.detached = False
+        """Started with :meth:`start_detached`: not the current operation of the thread that started it."""
 
     def __enter__(self) -> Operation:
-        self._token = (_CURRENT.set(self), retry_listener.set(self.retried))
+        self._token = (_CURRENT.set(self), retry_listener.set(self.retried), phase_tracer.set(self))
         self.started = time.perf_counter()
         for sink in self.observer.sinks:
             sink.start(self)
@@ -64,18 +69,59 @@ class Operation:
             for sink in self.observer.sinks:
                 sink.end(self, outcome, exc)
         finally:
+            phase_tracer.reset(self._token[2])
             retry_listener.reset(self._token[1])
             _CURRENT.reset(self._token[0])
+
+    def start_detached(self) -> Operation:
+        """Start without becoming the thread's current operation: for a stream that outlives the call
+        that opened it (a reader), ended by :meth:`ended` from wherever the stream ends."""
+        self.detached = True
+        self.started = time.perf_counter()
+        for sink in self.observer.sinks:
+            sink.start(self)
+        return self
+
+    def ended(self, exc: BaseException | None, nbytes: int) -> None:
+        """The detached operation is over: ``exc`` None when it succeeded, having moved ``nbytes``."""
+        if exc is None:
+            self.size = nbytes
+        outcome = "ok" if exc is None else type(exc).__name__
+        for sink in self.observer.sinks:
+            sink.end(self, outcome, exc)
 
     @property
     def seconds(self) -> float:
         """Seconds since the operation started."""
         return time.perf_counter() - self.started
 
+    def begin(self, name: str, attributes: Mapping[str, int | str]) -> PhaseSpan:
+        """A phase a driver or the part uploader marks (``part``, ``claim``...): a span of each
+        sink that traces phases (see :mod:`imagestore.spi.trace`)."""
+        spans = [span for sink in self.observer.sinks
+                 if (begin := getattr(sink, "begin", None)) is not None
+                 and (span := begin(self, name, attributes)) is not None]
+        if not spans:
+            return NOTHING
+        return spans[0] if len(spans) == 1 else _Spans(spans)
+
     def retried(self, site: str) -> None:
         """A retry (or a resume, site ``read-resume``) at ``site`` happened within this operation."""
         for sink in self.observer.sinks:
             sink.retry(self, site)
+
+
+class _Spans:
+    """The spans of several sinks for one phase, ended together."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self, spans: list[PhaseSpan]) -> None:
+        self._spans = spans
+
+    def end(self, exc: BaseException | None = None) -> None:
+        for span in self._spans:
+            span.end(exc)
 
 
 class Observer:

@@ -33,6 +33,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..errors import ImageTooLarge, Transient
 from .retry import RetryPolicy
+from .trace import PhaseSpan, begin
 
 __all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "call_retrying", "done",
            "policy_of", "retry_part", "run_parts"]
@@ -43,7 +44,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class Pending(Protocol[T_co]):
-    """An operation in flight: ``wait`` returns its result or raises its error."""
+    """An operation in flight: ``wait`` (called once: it may release the operation) returns its result or raises its error."""
 
     def wait(self) -> T_co: ...
 
@@ -202,6 +203,9 @@ def run_parts(starts: list[Callable[[], Pending[T]]], *, concurrency: int, polic
     return results
 
 
+_ABORTED = Transient("the upload was aborted")
+"""What ends the span of a part still in flight when its upload is aborted."""
+
 StartPart = Callable[[int, int, memoryview], Pending[T]]
 """``start(index, offset, data)``: begin sending one part; ``data`` stays valid until it is waited for."""
 
@@ -240,7 +244,7 @@ class ChunkedUploader(Generic[T]):
         self._buf = bytearray(sizes.size_of(0))
         self._fill = 0
         self._free: list[bytearray] = []
-        self._inflight: deque[tuple[int, int, bytearray, int, Pending[T]]] = deque()
+        self._inflight: deque[tuple[int, int, bytearray, int, Pending[T], PhaseSpan]] = deque()
         self._results: list[T] = []
         self._state = "open"
         self.retried = 0
@@ -283,8 +287,13 @@ class ChunkedUploader(Generic[T]):
         n, buf = self._fill, self._buf
         while len(self._inflight) >= self._window(len(buf)):
             self._reap()
-        pending = self._start(self._index, self._offset, memoryview(buf)[:n])
-        self._inflight.append((self._index, self._offset, buf, n, pending))
+        span = begin("part", part=self._index, size=n)  # from hand-over to reaping: queueing shows
+        try:
+            pending = self._start(self._index, self._offset, memoryview(buf)[:n])
+        except BaseException as exc:
+            span.end(exc)
+            raise
+        self._inflight.append((self._index, self._offset, buf, n, pending, span))
         self._index += 1
         self._offset += n
         self._fill = 0
@@ -294,14 +303,20 @@ class ChunkedUploader(Generic[T]):
 
     def _reap(self) -> None:
         """Wait for the oldest part; resend it on Transient while retries remain."""
-        index, offset, buf, n, pending = self._inflight[0]
+        index, offset, buf, n, pending, span = self._inflight[0]
 
         def again() -> Pending[T]:
             self.retried += 1
             return self._start(index, offset, memoryview(buf)[:n])
 
-        result = retry_part(again, first=pending, policy=self._policy,
-                            what=f"{self._label}: part {index}", stop=lambda: self._state == "aborted")
+        try:
+            result = retry_part(again, first=pending, policy=self._policy,
+                                what=f"{self._label}: part {index}", stop=lambda: self._state == "aborted")
+        except BaseException as exc:
+            self._inflight.popleft()  # waited for already: abort must not wait for it again
+            span.end(exc)
+            raise
+        span.end()
         self._inflight.popleft()
         self._results.append(result)
         if len(buf) == self._sizes.size_of(self._index):
@@ -313,7 +328,13 @@ class ChunkedUploader(Generic[T]):
             raise ValueError(f"finish on a {self._state} upload")
         self._state = "finishing"
         if self._index == 0 and self._single is not None:
-            result = self._single(memoryview(self._buf)[:self._fill])
+            span = begin("part", part=0, size=self._fill)
+            try:
+                result = self._single(memoryview(self._buf)[:self._fill])
+            except BaseException as exc:
+                span.end(exc)
+                raise
+            span.end()
             self._offset, self._fill = self._fill, 0
             self._results = [result]
         else:
@@ -330,16 +351,17 @@ class ChunkedUploader(Generic[T]):
         if self._state in ("aborted", "finished"):
             return
         self._state = "aborted"
-        for *_, pending in self._inflight:
+        for *_, pending, _ in self._inflight:
             cancel = getattr(pending, "cancel", None)
             if cancel is not None:
                 cancel()
         while self._inflight:
-            *_, pending = self._inflight.popleft()
+            *_, pending, span = self._inflight.popleft()
             try:
                 pending.wait()
             except BaseException:  # noqa: BLE001 - the upload is being thrown away
                 pass
+            span.end(_ABORTED)
         self._release()
 
     def _release(self) -> None:

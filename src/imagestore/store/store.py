@@ -14,6 +14,7 @@ from ..spi.capabilities import Capabilities
 from ..config import StoreSettings
 from ..spi.contract import DeleteOutcome, SweepReport
 from ..spi.driver import Driver
+from ..spi.retry import retry_listener
 from ..location import DirectAccess, Location
 from ..engine.pipeline import Limit, Source
 from ..engine.progress import Progress
@@ -186,8 +187,25 @@ class Store:
         ones stored (or not those of ``expected``). Ranged reads cannot be verified.
         A broken transfer resumes from where it stopped.
         """
-        return read.open_image(self._state, location, offset, length, verify=verify, expected=expected,
-                               progress=progress)
+        state = self._state
+        if not state.observer.enabled:
+            return read.open_image(state, location, offset, length, verify=verify, expected=expected,
+                                   progress=progress)
+        # observed as "read" (or "read_range") from here to the stream's end, failure or close
+        ranged = bool(offset) or length is not None
+        op = state.observer.operation(state.name, state.driver.scheme, "read_range" if ranged else "read")
+        op.start_detached()
+        token = retry_listener.set(op.retried)  # the reader's resumes count for the read
+        try:
+            reader = read.open_image(state, location, offset, length, verify=verify, expected=expected,
+                                     progress=progress)
+        except BaseException as exc:
+            op.ended(exc, 0)
+            raise
+        finally:
+            retry_listener.reset(token)
+        reader.on_end(op.ended)
+        return reader
 
     @_observed("get", size=len, ranged=True)
     def get(self, location: Location | str, offset: int = 0, length: int | None = None,

@@ -45,6 +45,9 @@ from .writer import RbdWriter
 __all__ = ["RbdDriver"]
 
 log = logging.getLogger("imagestore")
+# concurrent deletes of one image can all see rbd_trash_move succeed, and then purge together:
+# each one's open handle (a watch) makes the others' rbd_trash_remove EBUSY for milliseconds
+_PURGE = RetryPolicy(retries=4, backoff=0.05, cap=0.4)
 
 
 class RbdDriver(Driver):
@@ -248,7 +251,8 @@ class RbdDriver(Driver):
         if clones:
             return DeleteOutcome.DEFERRED
         try:
-            purge_trashed(self.cluster, pool, image_id)
+            _PURGE.run(lambda: purge_trashed(self.cluster, pool, image_id), site="rbd-purge", retry_on=InUse,
+                       what=f"store {self.name}: purge {name} from the trash", quiet=True)
             if parent is not None and parent.trash:
                 purge_trashed(self.cluster, parent.pool, parent.image_id)
         except (InUse, NotFound, Transient, RbdError) as exc:  # the name is gone; sweep finishes

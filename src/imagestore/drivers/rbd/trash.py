@@ -46,10 +46,16 @@ def purge_trashed(cluster: Cluster, pool: str, image_id: str) -> bool:
             return False
         grandparent = img.parent()
         for _, snap, _ in img.snap_list():
-            if img.snap_is_protected(snap):
-                img.snap_unprotect(snap)
-            img.snap_remove(snap)
-    cluster.trash_remove(pool, image_id)
+            try:
+                if img.snap_is_protected(snap):
+                    img.snap_unprotect(snap)
+                img.snap_remove(snap)
+            except NotFound:  # a concurrent purge of the same entry removed it first
+                continue
+    try:
+        cluster.trash_remove(pool, image_id)
+    except NotFound:  # purged meanwhile by a concurrent delete or sweep
+        return False
     if grandparent is not None and grandparent.trash:
         purge_trashed(cluster, grandparent.pool, grandparent.image_id)
     return True

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 
 from ...errors import AlreadyExists, ImageStoreError, NotFound, Transient
+from ...spi.trace import traced
 from .core import Http, Timing, quote_path
 
 __all__ = ["CLAIM", "HEARTBEAT", "IMAGE_TYPE", "IMAGE_WRITER_TAG", "SEGMENT_RE", "TOKEN_RE", "Claim",
@@ -121,24 +122,26 @@ class Claim:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Write the heartbeat (failures raise) and try the claim (failures mean: not holder)."""
-        self._beat(create=True)
-        self._try_claim()
+        with traced("claim"):
+            self._beat(create=True)
+            self._try_claim()
         self._thread = threading.Thread(target=self._run, name=f"imagestore-lease-{self.image_id}", daemon=True)
         self._thread.start()
 
     def acquire(self) -> None:
         """Return once this writer holds the claim; AlreadyExists if the id is (being) published."""
-        with self._lock:
-            delay = self._confirm_at - time.monotonic() if self.state == "pending" else 0.0
-        if delay > 0:
-            time.sleep(delay)
-        self._confirm()
-        started = time.monotonic()
-        try:
-            self._wait_for_claim()
-        finally:
-            self.waited = time.monotonic() - started
-        self.check_alive()
+        with traced("claim_confirm"):
+            with self._lock:
+                delay = self._confirm_at - time.monotonic() if self.state == "pending" else 0.0
+            if delay > 0:
+                time.sleep(delay)
+            self._confirm()
+            started = time.monotonic()
+            try:
+                self._wait_for_claim()
+            finally:
+                self.waited = time.monotonic() - started
+            self.check_alive()
 
     def release(self) -> None:
         """Stop renewing; delete the claim (if held) and the heartbeat. Never raises."""

@@ -60,6 +60,10 @@ class Cluster:
         self._op_timeout = max(1, math.ceil(op_timeout))
         self._lock = threading.Lock()
         self._ioctx: dict[str, c_void_p] = {}
+        # open image handles by address, each with a weak reference to its Image: shutdown
+        # closes those still open before librados goes (an image collected together with its
+        # connection, or still open at exit), and the Image then knows not to close it again
+        self._images: dict[int, tuple[c_void_p, weakref.ref[Image]]] = {}
         self._connected = False
         self._closed = True  # until the handle is configured: nothing for shutdown() to release
         self._handle = c_void_p()
@@ -219,12 +223,36 @@ class Cluster:
                 self._ioctx[pool] = io
             return io
 
+    def hold_image(self, handle: c_void_p, image: Image) -> bool:
+        """Remember an open image handle (see :meth:`shutdown`); False if the connection is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._images[handle.value or 0] = (handle, weakref.ref(image))
+            return True
+
+    def release_image(self, handle: c_void_p) -> bool:
+        """Forget an image handle; False if :meth:`shutdown` closed it already."""
+        with self._lock:
+            return self._images.pop(handle.value or 0, None) is not None
+
     def shutdown(self) -> None:
-        """Destroy the I/O contexts and the connection; safe to call twice."""
+        """Close the images still open (librbd waits for their I/O), then destroy the I/O
+        contexts and the connection; safe to call twice. librados must never go first: its
+        threads serve the open images."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            images = list(self._images.values())
+            self._images.clear()
+        for handle, ref in images:
+            image = ref()
+            if image is not None:
+                image.close_for_shutdown(handle)  # under the image's lock: never under a running call
+            else:  # its Image is being collected with this connection: it will not close it
+                self.lib.rbd_close(handle)
+        with self._lock:
             for io in self._ioctx.values():
                 self.lib.rados_ioctx_destroy(io)
             self._ioctx.clear()
