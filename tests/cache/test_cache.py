@@ -382,3 +382,14 @@ def test_cli(images: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main([*base, "fetch", "img", "--expected", f"sha512:{sha}"]) == 0
     capsys.readouterr()
     assert main([*base, "fetch", "img", "--expected", "sha512:" + "0" * 128]) == 1
+
+
+@pytest.mark.parametrize("limits", [{"max_age": "1h"}, {"max_bytes": -1}, {"max_bytes": True}, {"max_age": -5.0}])
+def test_bad_eviction_limits_are_clear_errors_that_name_the_limit(tmp_path: Path, limits: dict[str, Any]) -> None:
+    cache = ImageCache(tmp_path / "cache")
+    name = next(iter(limits))
+    with pytest.raises(imagestore.InvalidArgument, match=name):
+        cache.evict(**limits)
+    with pytest.raises(imagestore.InvalidArgument, match=name):
+        ImageCache(tmp_path / "other", **limits)
+    assert cache.evict(max_age=0, max_bytes=0).removed == ()  # good limits still work

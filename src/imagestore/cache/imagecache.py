@@ -80,8 +80,7 @@ class ImageCache:
         file_mode: int = 0o444,
         observer: Observer | None = None,
     ) -> None:
-        if max_bytes is not None and max_bytes < 0:
-            raise InvalidArgument(f"max_bytes must not be negative, not {max_bytes!r}")
+        _check_limits(max_bytes=max_bytes, max_age=max_age, grace=grace)
         if link not in ("auto", "reflink", "never"):
             raise InvalidArgument(f"link must be 'auto', 'reflink' or 'never', not {link!r}")
         self.layout = Layout(Path(os.path.abspath(directory)), dir_mode)
@@ -391,6 +390,7 @@ class ImageCache:
         the cache holds at most ``max_bytes`` (defaults: the cache's limits), or exactly
         ``keys``. Never an entry that a process has open, that is leased, or that is being
         fetched or used; size eviction also spares entries used in the last ``grace`` s."""
+        _check_limits(max_bytes=max_bytes, max_age=max_age)
         if keys is None and max_bytes is None and max_age is None:
             max_bytes, max_age = self.max_bytes, self.max_age
         entries = self.entries()
@@ -537,3 +537,14 @@ class ImageCache:
                 continue
             accepted.append(key)
         return RevalidateReport(tuple(accepted), refused, tuple(in_use))
+
+
+def _check_limits(**limits: object) -> None:
+    """Each limit is None or a non-negative number; InvalidArgument names the one that is not."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidArgument(f"{name} must be a number, not {value!r}")
+        if value < 0:
+            raise InvalidArgument(f"{name} must not be negative, not {value!r}")
