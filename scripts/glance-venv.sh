@@ -20,7 +20,7 @@ set -Eeuo pipefail
 GLANCE_VERSION=33.0.0
 GLANCE_STORE_VERSION=5.7.0
 PIP_PINS=("glance==$GLANCE_VERSION" "glance-store==$GLANCE_STORE_VERSION" "gunicorn==23.0.0"
-          "setuptools>=68" "wheel")
+          "blake3>=0.4" "setuptools>=68" "wheel")
 PY=${GLANCE_PYTHON:-python3}
 CACHE=${IMAGESTORE_CACHE:-$HOME/.cache/imagestore}
 VENV=$CACHE/glance-venv-$GLANCE_VERSION
@@ -34,6 +34,7 @@ venv_ok() {
     "$1/bin/python" - "$GLANCE_VERSION" "$GLANCE_STORE_VERSION" 2>/dev/null <<'EOF'
 import sys
 from importlib.metadata import version
+version("blake3")  # imagestore's own dependency (installed below with --no-deps)
 sys.exit(0 if (version("glance"), version("glance-store")) == tuple(sys.argv[1:3]) else 1)
 EOF
 }
@@ -68,7 +69,7 @@ fi
 
 if [ "${GLANCE_SKIP_IMAGESTORE:-0}" != 1 ]; then
     # the checkout as it is now (a regular, non-editable install: a running Glance keeps
-    # the code it started with); dependencies are already in the venv (stevedore)
+    # the code it started with); dependencies are already in the venv (stevedore, blake3)
     ilog=$(mktemp)
     if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
             --force-reinstall "$REPO" >"$ilog" 2>&1; then

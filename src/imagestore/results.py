@@ -86,17 +86,24 @@ class DeleteOutcome(enum.StrEnum):
 
 
 _CHECKSUM_PREFIX = "checksum."
+_INTEGRITY_KEY = "integrity.blake3"  # the BLAKE3 digest of the whole image
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """A stored image: where it is, how big, its checksums and its detected disk format."""
+    """A stored image: where it is, how big, its checksums and its detected disk format.
+
+    ``integrity`` is the BLAKE3 digest (hex) the store recorded when the image was added and
+    verifies reads with; None for an image stored without one (by glance_store's own drivers,
+    or by imagestore before 0.8), which is verified with its strongest checksum instead.
+    """
 
     location: Location
     size: int
     checksums: Mapping[str, str] = field(default_factory=dict)
     format: str | None = None
     virtual_size: int | None = None
+    integrity: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checksums", MappingProxyType(dict(self.checksums)))
@@ -115,6 +122,7 @@ class ImageInfo:
             "checksums": dict(self.checksums),
             "format": self.format,
             "virtual_size": self.virtual_size,
+            "integrity": self.integrity,
         }
 
 
@@ -159,9 +167,12 @@ class CloneCheck:
                 "code": None if self.code is None else self.code.value}
 
 
-def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None) -> dict[str, str]:
+def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None,
+                    integrity: str | None = None) -> dict[str, str]:
     """The ``str -> str`` map a driver stores beside an image."""
     meta = {f"{_CHECKSUM_PREFIX}{algo}": digest for algo, digest in checksums.items()}
+    if integrity is not None:
+        meta[_INTEGRITY_KEY] = integrity
     if fmt is not None:
         meta["format"] = fmt
     if virtual_size is not None:
@@ -173,13 +184,20 @@ def decode_metadata(location: Location, size: int, meta: Mapping[str, str]) -> I
     """The :class:`ImageInfo` for a stored image from what its driver kept."""
     checksums = {k[len(_CHECKSUM_PREFIX):]: v for k, v in meta.items() if k.startswith(_CHECKSUM_PREFIX)}
     vsize = meta.get("virtual_size")
+    integrity = meta.get(_INTEGRITY_KEY)
     return ImageInfo(
         location=location,
         size=size,
         checksums=checksums,
         format=meta.get("format"),
         virtual_size=int(vsize) if vsize and vsize.isdigit() else None,
+        integrity=integrity.lower() if _is_digest(integrity) else None,
     )
+
+
+def _is_digest(value: str | None) -> bool:
+    """A 256-bit hex digest (what a BLAKE3 ``integrity`` entry must be to be trusted)."""
+    return value is not None and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 import imagestore
 from imagestore import ChecksumMismatch, FormatPolicy, ImageCache, Store, UnsafeImage
 from imagestore.cache.layout import Sidecar, seal_of
+from imagestore.testing.backends.file import FileBackend
 from imagestore.testing.payloads import payload
 
 MiB = 1 << 20
@@ -321,6 +322,18 @@ def test_link_to_a_file_store_on_the_same_filesystem(images: Store, tmp_path: Pa
     assert entry.how in ("hardlink", "reflink") and reads == [] and path.read_bytes() == data
     images.delete(info.location)  # the cache keeps its own link to the bytes
     assert cache.fetch("img", expected={"sha512": info.checksums["sha512"]}).read_bytes() == data
+
+
+@pytest.mark.parametrize("link", ["never", "auto"])
+def test_a_fill_of_changed_bits_is_refused_by_the_blake3_digest(images: Store, tmp_path: Path, link: str) -> None:
+    data = payload(3 * MiB + 1, seed=9)
+    info = images.add("img", data)
+    FileBackend(tmp_path).corrupt(info.location, len(data) - 1)  # the last byte: bit rot in the store
+    cache = ImageCache(tmp_path / "cache", store=images, link=link)
+    with pytest.raises(ChecksumMismatch) as err:
+        cache.fetch("img")
+    assert err.value.algorithm == "blake3"
+    assert cache.entries() == [] and not cache.layout.entry(f"sha512-{info.checksums['sha512']}").exists()
 
 
 @pytest.mark.xfs

@@ -32,6 +32,11 @@ class DictBackend(Backend):
     def table(self, store: str) -> dict:
         return {"driver": DictDriver, "label": f"{self.tag}-{store}"}
 
+    def corrupt(self, location, offset: int) -> None:  # flip a stored byte behind the store's back
+        images = DictDriver.IMAGES[f"{self.tag}-images"]
+        data, meta = images[location.image]
+        images[location.image] = (data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1:], meta)
+
 
 class TestDictDriver(ConformanceSuite):
     @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import blake3
 import pytest
 
 from imagestore.cli import main
@@ -39,8 +40,9 @@ def test_add_stat_clone_locate_get_rm(config: Path, tmp_path: Path, capsys: pyte
     code, out, _ = run(capsys, "--json", "add", "img1", str(src))
     assert code == 0
     added = json.loads(out)
-    assert set(added) == {"location", "store", "size", "checksums", "format", "virtual_size"}
+    assert set(added) == {"location", "store", "size", "checksums", "format", "virtual_size", "integrity"}
     assert added["store"] == "a" and added["size"] == 300_000 and added["format"] == "raw"
+    assert added["integrity"] == blake3.blake3(src.read_bytes()).hexdigest()
     loc = added["location"]
     code, out, _ = run(capsys, "--json", "stat", loc)
     assert json.loads(out) == added

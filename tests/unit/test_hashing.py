@@ -1,4 +1,4 @@
-"""The parallel hasher and buffer ring give the digests hashlib gives."""
+"""The parallel hasher and buffer ring give the digests hashlib (and blake3) give; the reader checks\nthem before it hands out an image's last bytes."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import hashlib
 import os
 
 import pytest
+from blake3 import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagestore import ConfigError
+import imagestore
+from imagestore import ChecksumMismatch, ConfigError, SizeMismatch
+from imagestore.drivers.memory import _namespace
 from imagestore.engine.hashing import BufferRing, ParallelHasher, strongest, validate_algorithms
+from imagestore.engine.reader import ImageReader
 
 
 @settings(max_examples=40, deadline=None)
@@ -47,3 +51,62 @@ def test_algorithms_validated() -> None:
             validate_algorithms(bad)
     assert strongest(["md5", "sha256"]) == "sha256"
     assert strongest(["md5", "sha512"]) == "sha512"
+
+
+def test_blake3_runs_beside_hashlib_and_spread_over_cores_gives_the_same_digest() -> None:
+    data = os.urandom(3 << 20)
+    for parallel in (False, True):
+        with ParallelHasher(("md5", "blake3"), parallel=parallel) as hasher:
+            hasher.submit(0, data[: 1 << 20])
+            hasher.submit(1, data[1 << 20:])
+            assert hasher.digests() == {"md5": hashlib.md5(data).hexdigest(), "blake3": blake3(data).hexdigest()}
+
+
+def test_an_image_stored_without_a_blake3_digest_is_verified_with_its_strongest_checksum() -> None:
+    """Images written before the digest (or by glance_store's drivers) keep working: sha512 checks them."""
+    store = imagestore.open_store({"driver": "memory", "namespace": f"legacy-{os.getpid()}"}, "legacy")
+    data = os.urandom(100_000)
+    info = store.add("old", data)
+    images = _namespace(f"legacy-{os.getpid()}").images
+    stored, meta = images["old"]
+    meta = {k: v for k, v in meta.items() if not k.startswith("integrity.")}
+    images["old"] = (stored, meta)
+    assert store.stat(info.location).integrity is None
+    assert store.get(info.location) == data
+    images["old"] = (b"X" + stored[1:], meta)
+    with pytest.raises(ChecksumMismatch) as err:
+        store.get(info.location)
+    assert err.value.algorithm == "sha512"
+
+
+class _Longer:
+    """A driver stream that holds more bytes than the image's size (an object grown behind the store)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self, n: int) -> bytes:
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stream_longer_than_the_image_fails_before_its_last_bytes_are_handed_out() -> None:
+    data = os.urandom(4096)
+    reader = ImageReader(lambda at, n: _Longer(data + b"more"), offset=0, size=len(data), chunk_size=1024,
+                         expected={"blake3": blake3(data).hexdigest()}, progress=None, store="s", image="i")
+    got = [reader.read(1024) for _ in range(3)]
+    with pytest.raises(SizeMismatch):
+        reader.read(1024)
+    assert b"".join(got) == data[:3072]
+
+
+def test_a_mismatch_is_raised_by_the_read_that_reaches_the_end() -> None:
+    data = os.urandom(4096)
+    reader = ImageReader(lambda at, n: _Longer(data[at:at + n]), offset=0, size=len(data), chunk_size=1024,
+                         expected={"blake3": blake3(b"other").hexdigest()}, progress=None, store="s", image="i")
+    assert reader.read(4000) == data[:4000]
+    with pytest.raises(ChecksumMismatch):
+        reader.read(4000)  # the last 96 bytes: checked first, never returned

@@ -35,7 +35,7 @@ from ..errors import (
     from_os_error,
 )
 from ..formats import FormatPolicy, inspect
-from ..engine.hashing import COLLISION_RESISTANT, strongest, validate_digests
+from ..engine.hashing import COLLISION_RESISTANT, INTEGRITY, strongest, validate_digests
 from ..location import Location
 from ..engine.progress import Progress
 from ..observe import NULL, Observer
@@ -112,13 +112,15 @@ class ImageCache:
         return source, source.location(ref)
 
     def _want(self, store: Store, loc: Location, expected: Mapping[str, str] | None) -> tuple[dict[str, str], str]:
-        """The digests the entry must have, and its key: the strongest of them, which must be
-        collision-resistant (an md5 or sha1 key would let another image take the entry)."""
+        """The digests a fill is verified against, and the entry's key: the strongest stored (or
+        expected) digest, which must be collision-resistant (an md5 or sha1 key would let another
+        image take the entry). Without ``expected``, the fill checks the image's BLAKE3 digest."""
         if expected:
             validate_digests(expected, store=store.name, image=loc.image)
             given, what = {a.lower(): d.lower() for a, d in expected.items()}, "expected="
         else:
-            given, what = dict(store.stat(loc).checksums), "the image's stored checksums"
+            info = store.stat(loc)
+            given, what = dict(info.checksums), "the image's stored checksums"
             if not given:
                 raise Unsupported("the image has no stored checksum; pass expected=", store=store.name,
                                   image=loc.image)
@@ -128,8 +130,12 @@ class ImageCache:
                               f"the cache entry: pass expected= with a {_STRONG_NAMES} digest",
                               store=store.name, image=loc.image)
         algo = strongest(strong)
-        want = given if expected else {algo: given[algo].lower()}
-        return want, key_for(algo, want[algo])
+        key = key_for(algo, given[algo].lower())
+        if expected:
+            return given, key
+        if info.integrity is not None:  # the fill is verified by the image's BLAKE3 digest: 10x cheaper
+            return {INTEGRITY: info.integrity}, key
+        return {algo: given[algo].lower()}, key
 
     def key_of(self, ref: Location | str, expected: Mapping[str, str] | None = None, *,
                store: Store | Stores | None = None) -> str:

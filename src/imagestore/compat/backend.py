@@ -119,7 +119,7 @@ class GlanceBackend:
         """
         loc = self.location(uri)
         info = self.store.stat(loc)
-        verify = None if info.checksums else False
+        verify = None if info.checksums or info.integrity else False
         reader = self.store.open(loc, offset, chunk_size, verify=verify)
         return _stream(reader), reader.size
 

@@ -18,7 +18,7 @@ from ..config import StoreSettings
 from ..spi.contract import Writer
 from ..errors import ImageTooLarge, InvalidArgument, SizeMismatch
 from ..formats import FormatVerdict, StreamInspector
-from .hashing import BufferRing, ParallelHasher
+from .hashing import INTEGRITY, BufferRing, ParallelHasher
 from .limits import IdleWatch
 from .progress import Progress, Throttled
 
@@ -44,11 +44,13 @@ class Limit:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What the pipeline learned while writing: size, checksums and the format verdict."""
+    """What the pipeline learned while writing: size, checksums, the BLAKE3 integrity digest
+    and the format verdict."""
 
     size: int
     checksums: dict[str, str]
     verdict: FormatVerdict | None
+    integrity: str | None = None
 
 
 def _fill(readinto: Any, view: memoryview) -> int:
@@ -142,7 +144,7 @@ def write_stream(
     stay in one place (``Store.add``).
     """
     cap = limit.size
-    hasher = ParallelHasher(settings.checksums)
+    hasher = ParallelHasher((*settings.checksums, INTEGRITY))
     inspector = StreamInspector() if settings.inspect else None
     ticker = Throttled(progress, size)
     total = 0
@@ -175,9 +177,10 @@ def write_stream(
                 f"upload ended at {total} bytes, {size} were declared", store=store, image=image
             )
         checksums = hasher.digests()
+        integrity = checksums.pop(INTEGRITY)
     finally:
         hasher.close()
         if opened is not None:
             opened.close()
     ticker.finish()
-    return WriteOutcome(total, checksums, inspector.finish() if inspector is not None else None)
+    return WriteOutcome(total, checksums, inspector.finish() if inspector is not None else None, integrity)

@@ -31,7 +31,9 @@ class ReadIncomplete(Exception):
 
 
 class ImageReader:
-    """Iterate over an image's bytes; with ``expected`` set, raise ChecksumMismatch at the end.
+    """Iterate over an image's bytes; with ``expected`` set, raise ChecksumMismatch at the end,
+    before the last bytes are handed out (a caller that reads exactly ``size`` bytes and stops
+    learns of a mismatch from that last read).
 
     A read that fails with a retryable error, or a stream that ends early, is
     resumed from the byte where it stopped (the driver reopens at that offset),
@@ -72,7 +74,7 @@ class ImageReader:
         self._hasher: ParallelHasher | None = None
         self._reader = opener(offset, size)
         try:
-            self._hasher = ParallelHasher(self._expected) if self._expected else None
+            self._hasher = ParallelHasher(self._expected, parallel=True) if self._expected else None
         except BaseException:
             self._close_reader()  # a connection (and an S3 read-ahead thread) must not outlive the failure
             raise
@@ -164,6 +166,8 @@ class ImageReader:
             self._finish()
             return b""
         self._account(data)
+        if self._done == self.size:
+            self._complete()  # verified before the last byte leaves the reader
         return data
 
     def __iter__(self) -> Iterator[bytes]:
@@ -173,6 +177,8 @@ class ImageReader:
                 self._finish()
                 return
             self._account(data)
+            if self._done == self.size:
+                self._complete()
             yield data
 
     def _account(self, data: bytes) -> None:
@@ -193,6 +199,17 @@ class ImageReader:
         self._ended(exc)
         self.close()
         raise exc
+
+    def _complete(self) -> None:
+        """All ``size`` bytes arrived: the stream must end here (a longer one is a SizeMismatch),
+        then the checksums are compared, before the caller gets the last chunk."""
+        if self._closed:
+            return
+        extra = self._raw_read(1)
+        if extra:
+            self._done += len(extra)
+            self._fail_size()
+        self._finish()
 
     def _finish(self) -> None:
         if self._closed:

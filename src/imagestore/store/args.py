@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..config import StoreSettings
 from ..errors import InvalidArgument, InvalidLocation
-from ..engine.hashing import validate_algorithms, validate_digests
+from ..engine.hashing import INTEGRITY, validate_algorithms, validate_digests
 from ..location import Location
 
 __all__ = ["MODES", "CloneModeArg", "is_count", "parse_any", "with_algorithms"]
@@ -46,7 +46,8 @@ def with_algorithms(settings: StoreSettings, checksums: Sequence[str] | None, ex
     if isinstance(checksums, str) or not isinstance(checksums, (Sequence, type(None))):
         raise InvalidArgument(f"checksums must be a list of algorithm names, not {checksums!r}", store=store,
                               image=image)
-    more = [a for a in dict.fromkeys([*(checksums or ()), *(expected or {})]) if a not in settings.checksums]
+    more = [a for a in dict.fromkeys([*(checksums or ()), *(expected or {})])
+            if a not in settings.checksums and a != INTEGRITY]  # BLAKE3 is always computed
     if not more:
         return settings
     try:  # an unknown name is the ConfigError of the store's own ``checksums`` key

@@ -135,7 +135,7 @@ def _clone_metadata(info: ImageInfo, size: int | None, *, store: str, image: str
     """Metadata a native clone carries: the source's, except a grown clone has other bytes
     (zeros appended), so it keeps no checksum and its virtual size is the new size."""
     if size is None or size == info.size:
-        return encode_metadata(info.checksums, info.format, info.virtual_size)
+        return encode_metadata(info.checksums, info.format, info.virtual_size, info.integrity)
     if info.format not in ("raw", None):
         raise Unsupported(f"only raw images can be grown by a clone; this one is {info.format}",
                           store=store, image=image)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 from ...config import StoreSettings
 from ...errors import ChecksumMismatch, UnsafeImage
-from ...engine.hashing import compare
+from ...engine.hashing import INTEGRITY, compare
 from ...location import Location
 from ...engine.pipeline import WriteOutcome
 from ...results import ImageInfo, encode_metadata
@@ -34,7 +34,10 @@ def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[
     """Check the hashed and inspected bytes (``expected``, verdict, policy), then ``publish`` their
     metadata; the caller aborts what it started if this raises."""
     if expected:
-        check_expected(expected, outcome.checksums, state.name, image)
+        computed = dict(outcome.checksums)
+        if outcome.integrity is not None:
+            computed[INTEGRITY] = outcome.integrity
+        check_expected(expected, computed, state.name, image)
     verdict = outcome.verdict
     if verdict is not None:
         settings.policy.check(verdict, declared=format, store=state.name, image=image)
@@ -42,6 +45,7 @@ def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[
         raise UnsafeImage(f"format {format!r} is not allowed", store=state.name, image=image)
     detected = verdict.format if verdict is not None else format
     vsize = verdict.virtual_size if verdict is not None else None
-    loc = publish(encode_metadata(outcome.checksums, detected, vsize))
+    loc = publish(encode_metadata(outcome.checksums, detected, vsize, outcome.integrity))
     log.info("store %s: %s %s (%d bytes, format %s)", state.name, verb, image, outcome.size, detected)
-    return ImageInfo(loc.with_store(state.name), outcome.size, outcome.checksums, detected, vsize)
+    return ImageInfo(loc.with_store(state.name), outcome.size, outcome.checksums, detected, vsize,
+                     outcome.integrity)

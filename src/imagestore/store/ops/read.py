@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from ...spi.contract import Reader
 from ...errors import BackendError, InvalidArgument, Unsupported
-from ...engine.hashing import strongest, validate_digests
+from ...engine.hashing import INTEGRITY, strongest, validate_digests
 from ...location import Location
 from ...engine.pipeline import check_options
 from ...engine.progress import Progress
@@ -111,9 +111,12 @@ def verify_source(state: StoreState, location: Location | str, *, progress: Prog
 
 
 def _expected_for(info: ImageInfo, expected: Mapping[str, str] | None) -> dict[str, str]:
-    """What to verify a read against: the caller's digests, else the strongest stored one."""
+    """What to verify a read against: the caller's digests, else the BLAKE3 integrity digest,
+    else (an image stored without one) the strongest stored checksum."""
     if expected:
         return dict(expected)
+    if info.integrity is not None:
+        return {INTEGRITY: info.integrity}
     if not info.checksums:
         return {}
     algo = strongest(info.checksums)

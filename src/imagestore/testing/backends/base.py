@@ -21,9 +21,10 @@ import imagestore
 from imagestore import Store, Unsupported
 from imagestore.config import StoreSettings, validate_driver_options
 from imagestore.drivers import Driver
+from imagestore.location import Location
 
-__all__ = ["CAPABILITIES", "SERVER_LIMIT", "STORES", "Backend", "BackendObject", "open_table", "secret_value",
-           "store_source"]
+__all__ = ["CAPABILITIES", "SERVER_LIMIT", "STORES", "Backend", "BackendObject", "flipped", "open_table",
+           "secret_value", "store_source"]
 
 STORES = ("images", "vms")
 """The two stores of every backend: ``images`` (the main one) and ``vms`` (its sibling)."""
@@ -51,6 +52,13 @@ class BackendObject:
 
     def __str__(self) -> str:
         return f"{self.store}:{self.kind}:{self.name}"
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    """``data`` with every bit of the byte at ``at`` inverted."""
+    out = bytearray(data)
+    out[at] ^= 0xFF
+    return bytes(out)
 
 
 def secret_value(value: Any) -> str | None:
@@ -174,6 +182,12 @@ class Backend(ABC):
     def native_state(self, name: str) -> object:
         """Everything of a natively written image that adopting must not change if it refuses."""
         raise Unsupported(f"the {self.kind} backend has no native state")
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """Flip the byte at ``offset`` of a published image with the backend's own tools or API,
+        its size and metadata left as they were: bit rot, or an object replaced behind the
+        store's back. Every backend of the conformance suite provides it (the integrity tests)."""
+        raise Unsupported(f"the {self.kind} backend cannot change stored bits outside imagestore")
 
     def describe(self) -> dict[str, Any]:
         """Where the backend is (for reports; no secret)."""

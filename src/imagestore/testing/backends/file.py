@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imagestore.location import Location
+
 from .base import STORES, Backend, BackendObject
 
 __all__ = ["FileBackend"]
@@ -96,6 +98,20 @@ class FileBackend(Backend):
         st = path.stat()
         xattrs = sorted((k, os.getxattr(path, k)) for k in os.listxattr(path))
         return hashlib.sha256(path.read_bytes()).hexdigest(), st.st_mode, st.st_mtime_ns, st.st_ctime_ns, xattrs
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """Write the flipped byte into the image file in place (as root may, whatever its mode)."""
+        path = "/" + "/".join(location.path)
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | 0o200)
+        try:
+            with open(path, "r+b") as fh:
+                fh.seek(offset)
+                byte = fh.read(1)
+                fh.seek(offset)
+                fh.write(bytes([byte[0] ^ 0xFF]))
+        finally:
+            os.chmod(path, mode)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "base": str(self.base)}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .base import Backend
+from imagestore.drivers.memory import _namespace
+from imagestore.location import Location
+
+from .base import Backend, flipped
 
 __all__ = ["MemoryBackend"]
 
@@ -25,6 +28,12 @@ class MemoryBackend(Backend):
 
     def table(self, store: str) -> dict[str, Any]:
         return {"driver": "memory", "namespace": self.namespace}
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """Replace the image's bytes in the process-wide namespace (what the driver reads)."""
+        images = _namespace(self.namespace).images
+        data, meta = images[location.image]
+        images[location.image] = (flipped(data, offset), meta)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "namespace": self.namespace}

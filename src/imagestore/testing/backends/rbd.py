@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import STORES, Backend, BackendObject
+from imagestore.location import Location
+
+from .base import STORES, Backend, BackendObject, flipped
 
 __all__ = ["TMP_PREFIX", "RbdBackend", "admin_tool"]
 
@@ -171,6 +173,18 @@ class RbdBackend(Backend):
                      for s in snaps]
         meta = self.admin("rbd", "image-meta", "list", image)
         return digest, [(s["id"], s["name"]) for s in snaps], protected, meta
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """``rados get`` the data object holding ``offset``, flip the byte, ``rados put`` it back
+        (no snapshot context: the published snapshot reads the changed object)."""
+        pool, name = location.path[0], location.path[1]
+        info = self.rbd("info", f"{pool}/{name}")
+        obj = f"{info['block_name_prefix']}.{offset // info['object_size']:016x}"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "object"
+            self.admin("rados", "-p", pool, "get", obj, str(path))
+            path.write_bytes(flipped(path.read_bytes(), offset % info["object_size"]))
+            self.admin("rados", "-p", pool, "put", obj, str(path))
 
     def secrets(self) -> list[str]:
         """The cephx key of the user: it must never show up in any output."""

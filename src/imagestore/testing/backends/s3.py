@@ -8,7 +8,9 @@ import secrets
 import time
 from typing import Any
 
-from .base import STORES, Backend, BackendObject, secret_value
+from imagestore.location import Location
+
+from .base import STORES, Backend, BackendObject, flipped, secret_value
 
 __all__ = ["INTERNAL", "S3Backend", "client_for", "empty_bucket", "leftovers_in"]
 
@@ -124,6 +126,15 @@ class S3Backend(Backend):
         client.upload_part(Bucket=self.buckets[store], Key=key, UploadId=up["UploadId"], PartNumber=1,
                            Body=os.urandom(min(size, 1 << 20)))
         return key
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """Replace the image's object by a PutObject of the flipped bytes with the same metadata."""
+        client = self.client()
+        bucket, key = location.path[0], "/".join(location.path[1:])
+        got = client.get_object(Bucket=bucket, Key=key)
+        body = flipped(got["Body"].read(), offset)
+        client.put_object(Bucket=bucket, Key=key, Body=body, Metadata=got["Metadata"],
+                          ContentType=got.get("ContentType", "application/octet-stream"))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "server": self.label, "buckets": self.buckets}

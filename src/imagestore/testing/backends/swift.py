@@ -9,7 +9,9 @@ import secrets
 import time
 from typing import Any
 
-from .base import SERVER_LIMIT, STORES, Backend, BackendObject, secret_value
+from imagestore.location import Location
+
+from .base import SERVER_LIMIT, STORES, Backend, BackendObject, flipped, secret_value
 
 __all__ = ["SwiftBackend", "connection_for", "remove_container"]
 
@@ -151,6 +153,34 @@ class SwiftBackend(Backend):
         finally:
             conn.close()
         return name
+
+    def corrupt(self, location: Location, offset: int) -> None:
+        """Flip a byte of the object, or of the SLO segment holding ``offset`` and re-PUT the
+        manifest with that segment's new ETag (and the object's metadata): the object replaced."""
+        container, name = location.path[0], location.path[1]
+        conn = self.conn()
+        try:
+            headers = conn.head_object(container, name)
+            keep = {k: v for k, v in headers.items() if k.startswith("x-object-meta-")}
+            keep["content-type"] = headers.get("content-type", "application/octet-stream")
+            if headers.get("x-static-large-object", "").lower() != "true":
+                body = conn.get_object(container, name)[1]
+                conn.put_object(container, name, flipped(body, offset), headers=keep)
+                return
+            manifest = json.loads(conn.get_object(container, name, query_string="multipart-manifest=get")[1])
+            start = 0
+            for entry in manifest:
+                if start + entry["bytes"] > offset:
+                    seg_container, seg_name = entry["name"].lstrip("/").split("/", 1)
+                    data = conn.get_object(seg_container, seg_name)[1]
+                    entry["hash"] = conn.put_object(seg_container, seg_name, flipped(data, offset - start))
+                    break
+                start += entry["bytes"]
+            body = json.dumps([{"path": e["name"], "etag": e["hash"], "size_bytes": e["bytes"]}
+                               for e in manifest]).encode()
+            conn.put_object(container, name, body, headers=keep, query_string="multipart-manifest=put")
+        finally:
+            conn.close()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "server": self.label, "containers": self.containers}

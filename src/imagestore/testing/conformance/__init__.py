@@ -35,6 +35,7 @@ from .consumer import ConsumerTests
 from .delete import DeleteTests
 from .errors import ErrorTests
 from .formats import FormatTests
+from .integrity import IntegrityTests
 from .locate import LocateTests
 from .publish import PublishTests
 from .read import ReadTests
@@ -42,10 +43,11 @@ from .readonly import ReadOnlySuite
 from .sweep import SweepTests
 
 __all__ = ["AddTests", "CapabilityTests", "CloneTests", "ConformanceSuite", "ConsumerTests", "DeleteTests",
-           "ErrorTests", "FormatTests", "LocateTests", "MiB", "PublishTests", "ReadOnlySuite", "ReadTests",
+           "ErrorTests", "FormatTests", "IntegrityTests", "LocateTests", "MiB", "PublishTests", "ReadOnlySuite",
+           "ReadTests",
            "SuiteBase", "SweepTests", "assert_expires", "qemu_img"]
 
 
-class ConformanceSuite(ConsumerTests, AddTests, ReadTests, PublishTests, SweepTests, DeleteTests, CloneTests,
-                       LocateTests, FormatTests, ErrorTests, CapabilityTests):
+class ConformanceSuite(ConsumerTests, AddTests, ReadTests, IntegrityTests, PublishTests, SweepTests, DeleteTests,
+                       CloneTests, LocateTests, FormatTests, ErrorTests, CapabilityTests):
     """Behaviour every store must have; a driver's test class provides the ``backend`` fixture."""
