@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import imagestore
+from imagestore.engine.hashing import INTEGRITY
 from imagestore.observe import Observer
 from imagestore.testing.backends import base as fixtures
 from imagestore.testing.backends.s3 import client_for
@@ -50,8 +51,8 @@ class Backend:
         self.pool = pool
         self.chunk = chunk
         self.scratch = scratch or Path("/var/tmp")
-        self.algorithms = tuple(self.store.settings.checksums)
-        self.strongest = self.algorithms[-1] if "sha512" not in self.algorithms else "sha512"
+        self.algorithms = (*self.store.settings.checksums, INTEGRITY)  # what an add computes
+        self.strongest = INTEGRITY  # what a verified read checks
         self.kept: dict[str, Any] = {}
         self._observed: imagestore.Store | None | bool = False
 

@@ -6,21 +6,25 @@ size, same syscalls, hashes in threads (hashlib releases the GIL on big buffers)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from imagestore.engine.hashing import INTEGRITY, new_hash
 
 _IN_FLIGHT = 4  # chunks queued per hash thread: bounds memory like the library's ring
 
 
 class _Hashers:
-    """One thread per algorithm, each fed the same chunks through a bounded queue."""
+    """One thread per algorithm, each fed the same chunks through a bounded queue; a lone BLAKE3
+    (what a verified read computes) spreads over the cores as imagestore's reader lets it."""
 
     def __init__(self, algorithms: Iterable[str]) -> None:
-        self.hashes = [hashlib.new(a) for a in algorithms]
+        names = list(algorithms)
+        self.hashes = [new_hash(a, parallel=names == [INTEGRITY]) for a in names]
         self.queues: list[queue.Queue[bytes | None]] = [queue.Queue(_IN_FLIGHT) for _ in self.hashes]
         self.threads = [threading.Thread(target=self._run, args=(h, q), daemon=True)
                         for h, q in zip(self.hashes, self.queues, strict=True)]
@@ -28,7 +32,7 @@ class _Hashers:
             t.start()
 
     @staticmethod
-    def _run(h: hashlib._Hash, q: queue.Queue[bytes | None]) -> None:
+    def _run(h: Any, q: queue.Queue[bytes | None]) -> None:
         while (chunk := q.get()) is not None:
             h.update(chunk)
 

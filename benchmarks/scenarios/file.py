@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imagestore.engine.hashing import strongest
+from imagestore.engine.hashing import INTEGRITY, strongest
 
 from .. import baselines
 from ..env import rss
@@ -91,7 +91,7 @@ def read_figure(ctx: Context, targets: list[dict[str, Any]]) -> dict[str, Any]:
         path = store.locate(info.location).path
         assert path is not None
         warm(path, ctx.chunk_size)
-        algo = strongest(info.checksums)
+        algo = INTEGRITY if info.integrity else strongest(info.checksums)  # what verify=True checks
         chunk = ctx.chunk_size
         cases: dict[str, Callable[[], object]] = {
             "plain_read": lambda: baselines.plain_read(path, chunk),

@@ -44,7 +44,7 @@ from .results import (
 )
 from .store import Store, Stores, open_store, replicate
 
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 __all__ = [
     "CLONE_REASONS",
