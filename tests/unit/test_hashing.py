@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 
 import pytest
@@ -79,23 +80,10 @@ def test_an_image_stored_without_a_blake3_digest_is_verified_with_its_strongest_
     assert err.value.algorithm == "sha512"
 
 
-class _Longer:
-    """A driver stream that holds more bytes than the image's size (an object grown behind the store)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, n: int) -> bytes:
-        out, self.data = self.data[:n], self.data[n:]
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_stream_longer_than_the_image_fails_before_its_last_bytes_are_handed_out() -> None:
     data = os.urandom(4096)
-    reader = ImageReader(lambda at, n: _Longer(data + b"more"), offset=0, size=len(data), chunk_size=1024,
+    longer = data + b"more"  # the stream holds more than the image's size (an object grown behind the store)
+    reader = ImageReader(lambda at, n: io.BytesIO(longer), offset=0, size=len(data), chunk_size=1024,
                          expected={"blake3": blake3(data).hexdigest()}, progress=None, store="s", image="i")
     got = [reader.read(1024) for _ in range(3)]
     with pytest.raises(SizeMismatch):
@@ -105,7 +93,7 @@ def test_a_stream_longer_than_the_image_fails_before_its_last_bytes_are_handed_o
 
 def test_a_mismatch_is_raised_by_the_read_that_reaches_the_end() -> None:
     data = os.urandom(4096)
-    reader = ImageReader(lambda at, n: _Longer(data[at:at + n]), offset=0, size=len(data), chunk_size=1024,
+    reader = ImageReader(lambda at, n: io.BytesIO(data[at:at + n]), offset=0, size=len(data), chunk_size=1024,
                          expected={"blake3": blake3(b"other").hexdigest()}, progress=None, store="s", image="i")
     assert reader.read(4000) == data[:4000]
     with pytest.raises(ChecksumMismatch):
