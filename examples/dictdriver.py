@@ -89,10 +89,14 @@ class DictDriver(Driver):
             del self.images[location.image]
         return DeleteOutcome.DELETED
 
+    def list_images(self) -> list[str]:  # what scrub walks
+        with self.lock:
+            return list(self.images)
+
 
 if __name__ == "__main__":
     store = imagestore.Store(DictDriver("demo"))
     info = store.add("hello", b"hello, world\n" * 100_000)          # hashed, inspected, limited
     assert info.format == "raw" and store.get(info.location, 0, 5, verify=False) == b"hello"
-    assert store.get(info.location) == b"hello, world\n" * 100_000  # verified against sha512
+    assert store.get(info.location) == b"hello, world\n" * 100_000  # verified against its BLAKE3
     assert store.clone(info.location, name="copy").mode == "stream"  # no native clone: verified copy

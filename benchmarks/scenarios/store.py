@@ -176,6 +176,9 @@ def get_figure(run: Run, b: Backend, size: int, info: imagestore.ImageInfo, tag:
         Contender("get_ranged", check(length, lambda: drain(b.store.open(loc, offset, length, verify=False))),
                   length, limit=read, extra={"offset": offset, "length": length,
                                              "note": "ranged MB/s vs the whole raw read's MB/s"}),
+        Contender("scrub", check(size, lambda: b.store.scrub(prefix=loc.image).bytes_read), size, limit=read,
+                  extra={"note": "Store.scrub of this image (listing, stat, read against its BLAKE3) vs the raw "
+                                 "read"}),
     ]
     observed = b.observed()
     if observed is not None:

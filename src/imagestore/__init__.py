@@ -40,6 +40,8 @@ from .results import (
     DeleteOutcome,
     ImageInfo,
     Replica,
+    ScrubReport,
+    Scrubbed,
     SweepReport,
 )
 from .store import Store, Stores, open_store, replicate
@@ -79,6 +81,8 @@ __all__ = [
     "PermissionDenied",
     "Replica",
     "RevalidateReport",
+    "ScrubReport",
+    "Scrubbed",
     "SizeMismatch",
     "Store",
     "Stores",

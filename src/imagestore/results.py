@@ -20,8 +20,8 @@ from typing import Any, Literal
 from .location import Location
 
 __all__ = ["CLONE_REASONS", "CacheEntry", "CloneCheck", "CloneMode", "CloneRefusal", "CloneResult", "DeleteOutcome",
-           "EvictReport", "FormatVerdict", "ImageInfo", "Replica", "RevalidateReport", "SweepReport", "VerifyReport",
-           "decode_metadata", "encode_metadata"]
+           "EvictReport", "FormatVerdict", "ImageInfo", "Replica", "RevalidateReport", "ScrubReport", "Scrubbed",
+           "SweepReport", "VerifyReport", "decode_metadata", "encode_metadata"]
 
 CloneMode = Literal["cow", "server_copy", "stream"]
 """How a clone is made: O(1) copy-on-write, a copy inside the backend, or a verified stream."""
@@ -233,6 +233,44 @@ class SweepReport:
     def to_dict(self) -> dict[str, int]:
         """The JSON form printed by ``imagestore sweep --json``."""
         return {"removed": self.removed, "bytes_freed": self.bytes_freed}
+
+
+@dataclass(frozen=True)
+class Scrubbed:
+    """One image a scrub looked at: ``status`` is ``ok`` (read whole, its digest matched),
+    ``corrupt`` (the bytes are not the stored ones, or not as many), ``unverifiable`` (no
+    digest nor checksum to check), ``failed`` (the read failed: ``detail`` says why) or
+    ``skipped`` (gone since the listing, or not an image of the store); ``algorithm`` is
+    what it was checked with."""
+
+    image: str
+    status: str
+    size: int | None = None
+    algorithm: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One JSON line of ``imagestore scrub --json``."""
+        return {"image": self.image, "status": self.status, "size": self.size, "algorithm": self.algorithm,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ScrubReport:
+    """What a scrub found; corrupt images are reported, never deleted. ``last`` is the last
+    image looked at (in id order): ``scrub(start_after=last)`` goes on from there."""
+
+    checked: int = 0
+    bytes_read: int = 0
+    corrupt: tuple[str, ...] = ()
+    unverifiable: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    last: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary of ``imagestore scrub --json``."""
+        return {"checked": self.checked, "bytes_read": self.bytes_read, "corrupt": list(self.corrupt),
+                "unverifiable": list(self.unverifiable), "failed": list(self.failed), "last": self.last}
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,26 @@ def test_backend_faults_never_print_a_traceback(config: Path, capsys: pytest.Cap
             assert code == 1 and out == "" and "Traceback" not in err
             [line] = err.strip().splitlines()
             assert name in line if mode else line.startswith("imagestore: error:")
+
+
+def test_scrub_command_reports_a_corrupt_image_and_exits_1(config: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "disk.raw"
+    src.write_bytes(os.urandom(200_000))
+    for name in ("good", "rotten"):
+        assert run(capsys, "add", name, str(src))[0] == 0
+    code, out, _ = run(capsys, "--json", "scrub")
+    assert code == 0 and json.loads(out)["corrupt"] == [] and json.loads(out)["checked"] == 2
+    with open(tmp_path / "a" / "rotten", "r+b") as fh:  # bit rot in the file store
+        fh.seek(123_456)
+        fh.write(bytes([fh.read(1)[0] ^ 1]))
+    code, out, _ = run(capsys, "--json", "scrub", "--rate", "1000")
+    report = json.loads(out)
+    assert code == 1 and report["corrupt"] == ["rotten"] and report["last"] == "rotten"
+    assert [(r["image"], r["status"], r["algorithm"]) for r in report["images"]] == [
+        ("good", "ok", "blake3"), ("rotten", "corrupt", "blake3")]
+    assert (tmp_path / "a" / "rotten").exists()  # reported, never deleted
+    code, out, _ = run(capsys, "scrub", "--start-after", "good")
+    assert code == 1 and "rotten: corrupt" in out and "checked 1 images" in out
+    code, _, err = run(capsys, "--json", "scrub", "--rate", "0")
+    assert code == 2 and "--rate" in err

@@ -26,12 +26,14 @@ from imagestore.results import (
     ImageInfo,
     Replica,
     RevalidateReport,
+    ScrubReport,
+    Scrubbed,
     SweepReport,
     VerifyReport,
 )
 
 LOC = Location("file", "", ("var", "lib", "images", "c0ffee"), store="images")
-INFO = ImageInfo(LOC, 1 << 20, {"sha512": "ab" * 64}, "raw", 1 << 20)
+INFO = ImageInfo(LOC, 1 << 20, {"sha512": "ab" * 64}, "raw", 1 << 20, "cd" * 32)
 RESULTS: list[Any] = [
     INFO,
     CloneResult(LOC, "cow", depth=2),
@@ -39,6 +41,8 @@ RESULTS: list[Any] = [
     CloneCheck(True, "cow", "same Ceph cluster"),
     Replica(INFO, "server_copy", existing=False, depth=1),
     SweepReport(removed=3, bytes_freed=4096),
+    ScrubReport(3, 3 << 20, ("b",), ("c",), (), "c"),
+    Scrubbed("b", "corrupt", 1 << 20, "blake3", "blake3 of the bytes read is ..."),
     FormatVerdict("qcow2", False, ("backing file",), 1 << 30, None),
     CacheEntry("sha512-" + "ab" * 64, Path("/var/cache/x"), 10, 4096, "raw", 10, "images:c0ffee", "stream",
                1.5, 2.5, ("nova-1",)),

@@ -34,6 +34,7 @@ SLEEP_ALLOWED: dict[str, tuple[int, str]] = {
     "testing/processes.py": (1, "polling for a writer to start before it is killed"),
     "testing/moto.py": (1, "polling for a starting moto server to answer"),
     "testing/conformance/sweep.py": (1, "the sweep test waits for a dead client's lock or watch to lapse"),
+    "store/ops/scrub.py": (1, "scrub's rate limit: it reads no faster than the operator allowed"),
 }
 _SLEEP = re.compile(r"\b(?:time\.|asyncio\.)?sleep\(")
 _LOOP = re.compile(r"\bfor\s+\w*attempt\w*\s+in\b|\bbackoff_delay\("  # a loop over attempts, a backoff

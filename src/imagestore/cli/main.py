@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, ImageStoreError, InvalidLocation
-from . import bench, cache, images, inspect, stores, sweep
+from . import bench, cache, images, inspect, scrub, stores, sweep
 from .common import Context, Handler, Parser, UsageError
 
 __all__ = ["main"]
 
-_FAMILIES = (stores, images, sweep, inspect, bench, cache)
+_FAMILIES = (stores, images, sweep, scrub, inspect, bench, cache)
 """In the order ``imagestore --help`` lists their commands."""
 
 _COMMANDS: dict[str, Handler] = {name: handler for family in _FAMILIES for name, handler in family.COMMANDS.items()}

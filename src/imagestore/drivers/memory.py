@@ -123,6 +123,10 @@ class MemoryDriver(Driver):
         data, _ = self._get(location)
         return _MemoryReader(data, offset, length)
 
+    def list_images(self) -> list[str]:
+        with self._ns.lock:
+            return list(self._ns.images)
+
     def stat(self, location: Location) -> Stored:
         data, meta = self._get(location)
         return Stored(len(data), dict(meta))

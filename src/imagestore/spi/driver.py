@@ -12,7 +12,7 @@ into an :class:`~imagestore.errors.ImageStoreError` by the facade.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from .capabilities import Capabilities
@@ -118,6 +118,11 @@ class Driver(ABC):
         metadata already."""
         raise Unsupported(f"driver {self.scheme!r} cannot adopt images written outside imagestore",
                           store=self.name)
+
+    def list_images(self) -> Iterable[str]:
+        """The ids of the store's published images, in any order, without temporaries, segments
+        or anything else of its own; ``scrub`` walks them. Unsupported where the backend cannot list."""
+        raise Unsupported(f"driver {self.scheme!r} cannot list its images", store=self.name)
 
     def free_space(self) -> int | None:
         """Bytes the backend can still take, when it says (None: unknown); checked before an add."""

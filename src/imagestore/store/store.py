@@ -20,9 +20,9 @@ from ..engine.pipeline import Limit, Source
 from ..engine.progress import Progress
 from ..engine.reader import ImageReader
 from ..observe import NULL, Observer
-from ..results import CloneCheck, CloneResult, ImageInfo, Replica
+from ..results import CloneCheck, CloneResult, ImageInfo, Replica, ScrubReport, Scrubbed
 from .args import CloneModeArg
-from .ops import add, adopt, clone, delete, locate, read, replicate, sweep
+from .ops import add, adopt, clone, delete, locate, read, replicate, scrub, sweep
 from .state import StoreState
 
 __all__ = ["Store"]
@@ -303,6 +303,16 @@ class Store:
         """Remove temporaries of dead writers older than ``older_than`` seconds (default: the
         store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes."""
         return sweep.sweep(self._state, older_than, deadline=deadline)
+
+    @_observed("scrub", size=lambda report: report.bytes_read)
+    def scrub(self, *, prefix: str = "", start_after: str | None = None, rate: float | None = None,
+              on_image: Callable[[Scrubbed], None] | None = None) -> ScrubReport:
+        """Read every image of the store whose id starts with ``prefix`` back (in id order, after
+        ``start_after``) and check it
+        against its BLAKE3 digest, else its strongest checksum, reading at most ``rate`` bytes a
+        second; ``on_image`` gets each image's :class:`Scrubbed`. Corrupt images are reported and
+        logged, never deleted; a driver that cannot list its images raises Unsupported."""
+        return scrub.scrub(self._state, prefix=prefix, start_after=start_after, rate=rate, on_image=on_image)
 
     def close(self) -> None:
         """Release the driver's connections."""

@@ -185,6 +185,12 @@ class FileDriver(Driver):
         os.fsync(self.root_fd)
         return DeleteOutcome.DELETED
 
+    def list_images(self) -> list[str]:
+        """The regular files directly under ROOT (``.tmp`` and other dot names are not images)."""
+        self.check_root()
+        with os.scandir(self.root_fd) as entries:
+            return [e.name for e in entries if not e.name.startswith(".") and e.is_file(follow_symlinks=False)]
+
     def free_space(self) -> int:
         """What statvfs says an unprivileged writer may still use on ROOT's filesystem."""
         st = os.fstatvfs(self.root_fd)

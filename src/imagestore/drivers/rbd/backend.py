@@ -36,7 +36,7 @@ from ...spi.driver import Driver
 from ...spi.retry import RetryPolicy, Timeouts
 from . import cloner, sweeper
 from .adopt import RbdAdoption
-from .core import META_PREFIX, MIMIC, image_exists, parse_flatten
+from .core import META_PREFIX, MIMIC, TMP_PREFIX, image_exists, parse_flatten
 from .lib import Cluster, ParentSpec, RbdError
 from .reader import RbdReader
 from .trash import children, is_v2_child, purge_trashed
@@ -221,6 +221,11 @@ class RbdDriver(Driver):
             version = f"{img.image_id()}@{snap_ids[0]}" if snap_ids else None
         plen = len(META_PREFIX)
         return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)}, version)
+
+    def list_images(self) -> list[str]:
+        """The pool's images but this store's temporaries (the trash is not listed); an image of
+        someone else's in the pool is listed too and found to be no image of ours by ``stat``."""
+        return [name for _, name in self.cluster.list_images(self.pool) if not name.startswith(TMP_PREFIX)]
 
     def delete(self, location: Location) -> DeleteOutcome:
         """Remove the image; with clone v2 clones it goes to the trash ("deferred"), with v1 ones InUse.

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -585,6 +585,22 @@ class S3Driver(Driver):
         found = self.resolve_location(location)  # the add finished: its record became the image
         return S3Reader(self, found.data_key, location.image, offset, length,
                         if_match=found.etag if found.kind != "record" else None)
+
+    def list_images(self) -> Iterator[str]:
+        """The keys directly under the store's prefix, but its own ``.imagestore/`` objects."""
+        prefix, token = self.layout.prefix, None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                params["ContinuationToken"] = token
+            resp = self.client.call("list_objects_v2", "list images", **params)
+            for obj in resp.get("Contents", []):
+                name = obj["Key"][len(prefix):]
+                if name and "/" not in name and not name.startswith(".imagestore"):
+                    yield name
+            token = resp.get("NextContinuationToken")
+            if not resp.get("IsTruncated") or not token:
+                return
 
     def stat(self, location: Location) -> Stored:
         """Size and metadata from one HEAD; the version is the object's ETag."""

@@ -458,6 +458,18 @@ class SwiftDriver(Driver):
             raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
         return SwiftWriter(self, image_id, size)
 
+    def list_images(self) -> Iterator[str]:
+        """Every object of the image container(s) (with ``seed``, each ``CONTAINER_<prefix>``):
+        segments, claims and heartbeats live in the segments containers."""
+        if self.seed:
+            containers = [row["name"] for row in self.listing("", prefix=f"{self.container}_")
+                          if not row["name"].startswith(self.segment_container)]
+        else:
+            containers = [self.container]
+        for container in containers:
+            for row in self.listing(container):
+                yield row["name"]
+
     def stat(self, location: Location) -> Stored:
         """Size, metadata and version (timestamp and ETag) of the object."""
         place, obj = self._resolve(location)

@@ -49,7 +49,7 @@ def open_image(state: StoreState, location: Location | str, offset: int = 0, len
         raise Unsupported("a ranged read cannot be verified; pass verify=False", store=state.name, image=loc.image)
     if not whole and not state.caps.range_read:
         raise Unsupported("this store cannot read ranges", store=state.name, image=loc.image)
-    want = _expected_for(info, expected) if verify else None
+    want = expected_for(info, expected) if verify else None
     if verify and not want:
         raise Unsupported("no checksum is stored for this image; pass expected=", store=state.name,
                           image=loc.image)
@@ -110,7 +110,7 @@ def verify_source(state: StoreState, location: Location | str, *, progress: Prog
     return True
 
 
-def _expected_for(info: ImageInfo, expected: Mapping[str, str] | None) -> dict[str, str]:
+def expected_for(info: ImageInfo, expected: Mapping[str, str] | None) -> dict[str, str]:
     """What to verify a read against: the caller's digests, else the BLAKE3 integrity digest,
     else (an image stored without one) the strongest stored checksum."""
     if expected:

@@ -13,6 +13,9 @@
         @pytest.fixture
         def backend(self): return MyBackend()
 
+The backend also flips a stored byte on demand (``Backend.corrupt``, with the backend's own
+tools) for the integrity and scrub tests.
+
 No test is skipped and none returns early for lack of a feature: the backend declares
 what its stores can do, the suite checks that the probe agrees, tests what is declared,
 and checks that what is not declared is refused with ``Unsupported``. One module per
@@ -35,7 +38,7 @@ from .consumer import ConsumerTests
 from .delete import DeleteTests
 from .errors import ErrorTests
 from .formats import FormatTests
-from .integrity import IntegrityTests
+from .integrity import IntegrityTests, ScrubTests
 from .locate import LocateTests
 from .publish import PublishTests
 from .read import ReadTests
@@ -44,10 +47,9 @@ from .sweep import SweepTests
 
 __all__ = ["AddTests", "CapabilityTests", "CloneTests", "ConformanceSuite", "ConsumerTests", "DeleteTests",
            "ErrorTests", "FormatTests", "IntegrityTests", "LocateTests", "MiB", "PublishTests", "ReadOnlySuite",
-           "ReadTests",
-           "SuiteBase", "SweepTests", "assert_expires", "qemu_img"]
+           "ReadTests", "ScrubTests", "SuiteBase", "SweepTests", "assert_expires", "qemu_img"]
 
 
-class ConformanceSuite(ConsumerTests, AddTests, ReadTests, IntegrityTests, PublishTests, SweepTests, DeleteTests,
-                       CloneTests, LocateTests, FormatTests, ErrorTests, CapabilityTests):
+class ConformanceSuite(ConsumerTests, AddTests, ReadTests, IntegrityTests, ScrubTests, PublishTests, SweepTests,
+                       DeleteTests, CloneTests, LocateTests, FormatTests, ErrorTests, CapabilityTests):
     """Behaviour every store must have; a driver's test class provides the ``backend`` fixture."""

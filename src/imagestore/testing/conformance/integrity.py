@@ -1,6 +1,7 @@
 """Integrity: every add records the image's BLAKE3 digest, and bits changed behind the store's
 back (one byte flipped with the backend's own tools) are never handed out as good: a whole read,
-a read of exactly ``size`` bytes, ``download_to`` and ``verify_source`` all raise ChecksumMismatch."""
+a read of exactly ``size`` bytes, ``download_to`` and ``verify_source`` all raise ChecksumMismatch,
+and ``scrub`` reports the image."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from imagestore import ChecksumMismatch, Store
+from imagestore import ChecksumMismatch, InvalidArgument, Scrubbed, Store
 
 from ..backends.base import Backend, flipped
 from ..payloads import payload
@@ -67,3 +68,43 @@ class IntegrityTests(SuiteBase):
         info = store.add(image_id, data, len(data), expected={"blake3": blake3(data).hexdigest()})
         with store.open(info.location, expected={"blake3": info.integrity}) as reader:
             assert reader.read() == data
+
+
+class ScrubTests(SuiteBase):
+    """``scrub`` lists the store's images, reads each against its digest and reports (never
+    deletes) the corrupt ones, in id order so that a later scrub goes on where one stopped."""
+
+    def test_scrub_reports_the_corrupt_image_and_keeps_it(self, backend: Backend, store: Store,
+                                                           image_id: str) -> None:
+        ids = [f"{image_id}-{n}" for n in "abc"]
+        infos = {i: store.add(i, payload(MiB + 11, seed=40 + k), MiB + 11) for k, i in enumerate(ids)}
+        backend.corrupt(infos[ids[1]].location, MiB)
+        seen: list[Scrubbed] = []
+        report = store.scrub(prefix=image_id, on_image=seen.append)
+        assert [(s.image, s.status, s.algorithm) for s in seen] == [
+            (ids[0], "ok", "blake3"), (ids[1], "corrupt", "blake3"), (ids[2], "ok", "blake3")]
+        assert report.corrupt == (ids[1],) and report.checked == 3 and report.last == ids[2]
+        assert report.bytes_read == 3 * (MiB + 11)
+        assert store.stat(ids[1]).size == MiB + 11  # reported, not deleted
+        again = store.scrub(prefix=image_id, start_after=ids[1])
+        assert (again.checked, again.corrupt, again.last) == (1, (), ids[2])
+
+    def test_the_listing_scrub_walks_holds_no_temporary(self, store: Store, image_id: str) -> None:
+        """An add in progress (its writer open, nothing published) is not an image to scrub,
+        under any name the driver gives its temporaries."""
+        writer = store._driver.open_writer(f"{image_id}-open", None)
+        try:
+            writer.write(memoryview(payload(MiB, seed=41)))
+            info = store.add(f"{image_id}-done", payload(1000, seed=42), 1000)
+            names = list(store._driver.list_images())
+            assert info.location.image in names
+            assert [n for n in names if f"{image_id}-open" in n] == []
+        finally:
+            writer.abort()
+
+    @pytest.mark.parametrize("bad", [{"rate": 0}, {"rate": -1.0}, {"rate": "fast"}, {"rate": True},
+                                     {"start_after": 3}, {"prefix": None}])
+    def test_scrub_refuses_bad_arguments_before_reading(self, store: Store, bad: dict[str, object]) -> None:
+        with pytest.raises(InvalidArgument) as err:
+            store.scrub(**bad)  # type: ignore[arg-type]
+        assert next(iter(bad)) in str(err.value)
