@@ -23,21 +23,9 @@ from imagestore import ChecksumMismatch, FormatPolicy, ImageCache, Store, Unsafe
 from imagestore.cache.layout import Sidecar, seal_of
 from imagestore.testing.backends.file import FileBackend
 from imagestore.testing.payloads import payload
+from imagestore.testing.spy import record_reads
 
 MiB = 1 << 20
-
-
-def count_reads(store: Store) -> list[int]:
-    """Record every driver reader ``store`` opens from now on (one per backend read)."""
-    seen: list[int] = []
-    real = store._driver.open_reader
-
-    def counting(loc: Any, offset: int, length: int) -> Any:
-        seen.append(offset)
-        return real(loc, offset, length)
-
-    store._driver.open_reader = counting  # type: ignore[method-assign]
-    return seen
 
 
 @pytest.fixture
@@ -49,7 +37,7 @@ def test_fetch_hit_and_verification(images: Store, tmp_path: Path) -> None:
     data = payload(5 * MiB + 7, seed=1)
     info = images.add("img", data)
     cache = ImageCache(tmp_path / "cache", store=images, link="never")
-    reads = count_reads(images)
+    reads = record_reads(images)
     path = cache.fetch("img")
     assert path.read_bytes() == data and len(reads) == 1
     assert path.name == f"sha512-{info.checksums['sha512']}"
@@ -141,7 +129,7 @@ def test_bit_flip_is_detected_and_refetched(images: Store, tmp_path: Path) -> No
     data = payload(3 * MiB, seed=3)
     images.add("img", data)
     cache = ImageCache(tmp_path / "cache", store=images, link="never")
-    reads = count_reads(images)
+    reads = record_reads(images)
     path = cache.fetch("img")
     os.chmod(path, 0o644)  # the flip: a write through the filesystem (moves the seal)
     with open(path, "r+b") as fh:
@@ -316,7 +304,7 @@ def test_link_to_a_file_store_on_the_same_filesystem(images: Store, tmp_path: Pa
     data = payload(2 * MiB, seed=5)
     info = images.add("img", data)
     cache = ImageCache(tmp_path / "cache", store=images)
-    reads = count_reads(images)
+    reads = record_reads(images)
     path = cache.fetch("img")
     (entry,) = cache.entries()
     assert entry.how in ("hardlink", "reflink") and reads == [] and path.read_bytes() == data

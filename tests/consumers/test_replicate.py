@@ -12,22 +12,10 @@ import pytest
 
 from imagestore import AlreadyExists, ChecksumMismatch, DeleteOutcome, NotFound, Store
 from imagestore.testing.processes import kill_when_started
+from imagestore.testing.spy import record_reads
 from tests.services.ceph import CephCluster
 
 from .conftest import MiB, Opened, data_of
-
-
-def count_reads(store: Store) -> list[int]:
-    """Count the driver readers ``store`` opens from now on."""
-    opened: list[int] = []
-    real = store._driver.open_reader
-
-    def counting(loc: Any, offset: int, length: int) -> Any:
-        opened.append(offset)
-        return real(loc, offset, length)
-
-    store._driver.open_reader = counting  # type: ignore[method-assign]
-    return opened
 
 
 def test_modes_and_idempotence(tmp_path: Path, opened: Opened, image_id: str) -> None:
@@ -43,7 +31,7 @@ def test_modes_and_idempotence(tmp_path: Path, opened: Opened, image_id: str) ->
     assert progress[-1] == len(data)
     second = images.replicate(first.location, copies, name="copy")
     assert second.mode in ("server_copy", "cow") and copies.get("copy") == data
-    reads = count_reads(images)
+    reads = record_reads(images)
     again = images.replicate(first.location, copies, name="copy")
     assert again.existing and again.mode is None and again.info == copies.stat("copy") and reads == []
     other = images.add(image_id + "-other", data_of(MiB, 2))
@@ -124,7 +112,7 @@ def _rerun_after_kill(src: Store, dst: Store, image_id: str, data: bytes, leftov
         assert time.monotonic() < deadline, f"never swept: {leftovers()}"
         time.sleep(1)
         src.replicate(image_id, dst)  # each run sweeps the target's dead temporaries first
-    reads = count_reads(src)
+    reads = record_reads(src)
     assert src.replicate(image_id, dst).existing and reads == []
 
 

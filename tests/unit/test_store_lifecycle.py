@@ -14,6 +14,7 @@ from imagestore.config import StoreSettings
 from imagestore.spi.contract import DriverContext
 from imagestore.drivers.memory import MemoryDriver
 from imagestore.errors import Transient
+from imagestore.testing.spy import record_reads
 
 
 class ProbeFails(MemoryDriver):
@@ -57,18 +58,6 @@ def test_a_failing_close_does_not_hide_the_probe_failure() -> None:
     assert driver.closed == 1
 
 
-def _reads(store: imagestore.Store) -> list[str]:
-    seen: list[str] = []
-    real = store._driver.open_reader
-
-    def counting(loc: imagestore.Location, offset: int, length: int) -> Any:
-        seen.append(loc.image)
-        return real(loc, offset, length)
-
-    store._driver.open_reader = counting  # type: ignore[method-assign]
-    return seen
-
-
 def test_verify_source_memo_is_a_bounded_lru(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The file driver has version tokens (inode, change time): a remembered version is not read
     again, and beyond VERIFIED_MEMO_SIZE the least recently used one is forgotten."""
@@ -77,7 +66,7 @@ def test_verify_source_memo_is_a_bounded_lru(tmp_path: Any, monkeypatch: pytest.
     store = imagestore.open_store({"driver": "file", "root": str(tmp_path / "images")}, "files")
     for i in range(5):
         store.add(f"img{i}", f"image {i}".encode(), 7)
-    reads = _reads(store)
+    reads = record_reads(store)
     for i in range(3):
         assert store.verify_source(f"img{i}") is True
     assert store.verify_source("img0") is False  # remembered; now the most recently used
@@ -88,5 +77,5 @@ def test_verify_source_memo_is_a_bounded_lru(tmp_path: Any, monkeypatch: pytest.
     assert [store.verify_source(f"img{i}") for i in (0, 3, 4)] == [False, False, False]
     assert reads == []
     assert store.verify_source("img1") is True  # forgotten: read (and verified) again
-    assert reads == ["img1"]
+    assert [r.image for r in reads] == ["img1"]
     assert len(store._state.memo) == 3

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-import imagestore
 from imagestore import (
     AlreadyExists,
     ChecksumMismatch,
@@ -21,6 +20,7 @@ from imagestore import (
 
 from ..backends.base import Backend
 from ..payloads import payload
+from ..spy import record_reads
 from .base import MiB, SuiteBase
 
 
@@ -78,14 +78,7 @@ class ConsumerTests(SuiteBase):
         sibling = backend.make("sibling", sibling=True)
         data = payload(2 * MiB, seed=42)
         info = store.add(image_id, data, len(data))
-        reads: list[tuple[int, int]] = []
-        real = store._driver.open_reader
-
-        def counting(loc: imagestore.Location, offset: int, length: int) -> Any:
-            reads.append((offset, length))
-            return real(loc, offset, length)
-
-        store._driver.open_reader = counting  # type: ignore[method-assign]
+        reads = record_reads(store)
         first = store.clone(info.location, sibling, name=image_id + "-v1", verify_source=True)
         second = store.clone(info.location, sibling, name=image_id + "-v2", verify_source=True)
         version = store._driver.stat(info.location).version
