@@ -16,7 +16,7 @@ clone=$(imagestore --json clone "$loc" --name "$id-clone" | python3 -c 'import j
 echo "clone: $clone"
 echo "--- locate the clone"
 imagestore locate "$clone"
-echo "--- read back, verified against the stored sha512"
+echo "--- read back, verified against the stored BLAKE3 digest"
 imagestore get "$clone" -o "$work/back.raw"
 cmp "$work/disk.raw" "$work/back.raw" && echo "identical"
 echo "--- inspect"

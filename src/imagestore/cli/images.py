@@ -40,6 +40,8 @@ def _human_info(d: dict[str, Any]) -> str:
     lines = [f"location:     {d['location']}", f"store:        {d['store']}", f"size:         {d['size']}",
              f"format:       {d['format']}", f"virtual_size: {d['virtual_size']}"]
     lines += [f"{algo + ':':13} {digest}" for algo, digest in d["checksums"].items()]
+    if d.get("integrity"):
+        lines.append(f"{'blake3:':13} {d['integrity']} (integrity)")
     return "\n".join(lines)
 
 
