@@ -22,8 +22,9 @@ FIELDS: dict[str, tuple[tuple[type | None, ...], str]] = {
     "scenario": ((str,), 'the scenario: "store" (the generic one), "limit", "concurrency", "peer", "glance"'),
     "store": ((str,), 'the store measured (its name in the run), or "-" for machine-wide limits'),
     "driver": ((str,), 'the store\'s driver ("file", "rbd", "s3", ...), "glance_store:file", or "-"'),
-    "op": ((str,), "what was timed: add_known, add_unknown, get, get_verified, get_ranged, get_cold, scrub, "
-                   "clone_cow, clone_server_copy, clone_stream, clone_cross, stat, locate, delete, "
+    "op": ((str,), "what was timed: add_known, add_unknown, get, get_verified, get_ranged, get_ranged_1m, "
+                   "get_ranged_1m_verified, get_cold, scrub, clone_cow, clone_server_copy, clone_stream, clone_cross, "
+                   "stat, locate, delete, "
                    "rss_add_unknown, or a limit's name (see limits.LIMITS)"),
     "size": ((int,), "bytes per operation (per client for concurrency)"),
     "concurrency": ((int,), "clients at once (1 for single-stream figures)"),

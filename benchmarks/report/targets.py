@@ -84,6 +84,9 @@ def evaluate(records: list[Rec]) -> list[Rec]:
     drivers = sorted({r["driver"] for r in rs if r["scenario"] in ("store",) and r["driver"] != "-"})
     for d in drivers:
         out += _ratio_targets(rs, d, "get", 0.8, "get (unverified)", "get_vs_raw_read")
+        if _find(rs, driver=d, op="get_ranged_1m_verified"):
+            out += _ratio_targets(rs, d, "get_ranged_1m_verified", 0.8, "verified 1 MiB ranges",
+                                  "integrity.ranged_get")
         if _find(rs, driver=d, op="add_known_observed"):  # instrumentation within 2% of the same run's
             out += _ratio_targets(rs, d, "add_known_observed", 0.98, "observed add", "observe.add_overhead")
             out += _ratio_targets(rs, d, "get_verified_observed", 0.98, "observed verified get",

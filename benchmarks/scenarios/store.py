@@ -10,6 +10,7 @@ locate latency; delete latency. Then, where asked, the big-image cow clone
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import imagestore
 
 from ..backends import Backend
-from ..figures import size_label
+from ..figures import MiB, size_label
 from ..measure import Step
 from ..runner import Contender, Fn, Run
 
@@ -176,6 +177,7 @@ def get_figure(run: Run, b: Backend, size: int, info: imagestore.ImageInfo, tag:
         Contender("get_ranged", check(length, lambda: drain(b.store.open(loc, offset, length, verify=False))),
                   length, limit=read, extra={"offset": offset, "length": length,
                                              "note": "ranged MB/s vs the whole raw read's MB/s"}),
+        *_ranged_1m(b, loc, size, check, drain),
         Contender("scrub", check(size, lambda: b.store.scrub(prefix=loc.image).bytes_read), size, limit=read,
                   extra={"note": "Store.scrub of this image (listing, stat, read against its BLAKE3) vs the raw "
                                  "read"}),
@@ -193,6 +195,30 @@ def get_figure(run: Run, b: Backend, size: int, info: imagestore.ImageInfo, tag:
         run.compare(b.name, b.driver, size, [
             Contender("read_cold", lim("read_cold"), size, is_limit=True),
             Contender("get_cold", cold, size, limit="read_cold")], pids=b.pids)
+
+
+RANGES = 32
+"""How many 1 MiB ranges, at random offsets, one timed round of the ranged gets reads."""
+
+
+def _ranged_1m(b: Backend, loc: imagestore.Location, size: int,
+               check: Callable[[int, Callable[[], int]], Callable[[int], tuple[Fn, Fn | None]]],
+               drain: Callable[[imagestore.ImageReader], int]) -> list[Contender]:
+    """1 MiB ranges at random (unaligned) offsets, unverified and verified block by block (each
+    touches two blocks: the verified one reads and hashes 2 MiB): the same offsets for both."""
+    if size < 4 * MiB:
+        return []
+    spots = [random.Random(size + i).randrange(0, size - MiB) for i in range(RANGES)]
+
+    def ranges(verify: bool) -> Callable[[], int]:
+        return lambda: sum(drain(b.store.open(loc, at, MiB, verify=verify)) for at in spots)
+
+    total = RANGES * MiB
+    return [Contender("get_ranged_1m", check(total, ranges(False)), total,
+                      extra={"ranges": RANGES, "length": MiB, "note": "unverified 1 MiB ranges"}),
+            Contender("get_ranged_1m_verified", check(total, ranges(True)), total, limit="get_ranged_1m",
+                      extra={"ranges": RANGES, "length": MiB,
+                             "note": "the same ranges verified with the block table vs unverified"})]
 
 
 def clone_figure(run: Run, b: Backend, size: int, info: imagestore.ImageInfo, cross: Backend | None,

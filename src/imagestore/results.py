@@ -3,7 +3,8 @@
 :func:`~imagestore.formats.inspect` return, each frozen, each with the JSON form the CLI's
 ``--json`` prints (``to_dict``: one key per field).
 
-This module imports only :mod:`imagestore.location`, so the driver contract, the formats,
+This module imports only :mod:`imagestore.location` and the digest syntax of
+:mod:`imagestore.engine.hashing`, so the driver contract, the formats,
 the cache and the facade can all depend on it; their old homes (``imagestore.spi.contract``,
 ``imagestore.cache.reports``, ``imagestore.formats.verdict``) re-export these names.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .engine.hashing import is_hex_digest
 from .location import Location
 
 __all__ = ["CLONE_REASONS", "CacheEntry", "CloneCheck", "CloneMode", "CloneRefusal", "CloneResult", "DeleteOutcome",
@@ -87,6 +89,7 @@ class DeleteOutcome(enum.StrEnum):
 
 _CHECKSUM_PREFIX = "checksum."
 _INTEGRITY_KEY = "integrity.blake3"  # the BLAKE3 digest of the whole image
+_BLOCKS_KEY = "integrity.blocks"  # "<block size>:<BLAKE3 of the block table>"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class ImageInfo:
     ``integrity`` is the BLAKE3 digest (hex) the store recorded when the image was added and
     verifies reads with; None for an image stored without one (by glance_store's own drivers,
     or by imagestore before 0.8), which is verified with its strongest checksum instead.
+    ``block_table`` (``"<block size>:<BLAKE3 of the table>"``) names the table of per-block
+    digests that verifies ranged reads; None for an image of one block (its ``integrity`` covers
+    any range) or one stored without a table.
     """
 
     location: Location
@@ -104,6 +110,7 @@ class ImageInfo:
     format: str | None = None
     virtual_size: int | None = None
     integrity: str | None = None
+    block_table: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checksums", MappingProxyType(dict(self.checksums)))
@@ -123,6 +130,7 @@ class ImageInfo:
             "format": self.format,
             "virtual_size": self.virtual_size,
             "integrity": self.integrity,
+            "block_table": self.block_table,
         }
 
 
@@ -168,11 +176,13 @@ class CloneCheck:
 
 
 def encode_metadata(checksums: Mapping[str, str], fmt: str | None, virtual_size: int | None,
-                    integrity: str | None = None) -> dict[str, str]:
+                    integrity: str | None = None, block_table: str | None = None) -> dict[str, str]:
     """The ``str -> str`` map a driver stores beside an image."""
     meta = {f"{_CHECKSUM_PREFIX}{algo}": digest for algo, digest in checksums.items()}
     if integrity is not None:
         meta[_INTEGRITY_KEY] = integrity
+    if block_table is not None:
+        meta[_BLOCKS_KEY] = block_table
     if fmt is not None:
         meta["format"] = fmt
     if virtual_size is not None:
@@ -191,13 +201,17 @@ def decode_metadata(location: Location, size: int, meta: Mapping[str, str]) -> I
         checksums=checksums,
         format=meta.get("format"),
         virtual_size=int(vsize) if vsize and vsize.isdigit() else None,
-        integrity=integrity.lower() if _is_digest(integrity) else None,
+        integrity=integrity.lower() if is_hex_digest(integrity, 64) else None,
+        block_table=_block_table(meta.get(_BLOCKS_KEY)),
     )
 
 
-def _is_digest(value: str | None) -> bool:
-    """A 256-bit hex digest (what a BLAKE3 ``integrity`` entry must be to be trusted)."""
-    return value is not None and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+def _block_table(value: str | None) -> str | None:
+    """A well-formed ``"<block size>:<BLAKE3 hex>"`` descriptor, else None (not trusted)."""
+    size, _, digest = (value or "").partition(":")
+    if size.isascii() and size.isdigit() and 0 < int(size) <= 1 << 30 and is_hex_digest(digest, 64):
+        return f"{int(size)}:{digest.lower()}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ at the files and RBD images, and at what imagestore stored with them.
 from __future__ import annotations
 
 import hashlib
+import http.client
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,40 @@ def test_download_and_ranges(glance: SharedGlance) -> None:
         assert part.status == 206, (header, part)
         assert part.body == data[start:end], header
         assert part.headers["content-range"] == f"bytes {start}-{end - 1}/{n}", header
+
+
+def _fetch(glance: SharedGlance, image_id: str, byte_range: str | None = None) -> tuple[int, bytes]:
+    """Status and the body bytes that arrived; a transfer Glance broke off gives -1 and what came."""
+    try:
+        resp = glance.client.download(image_id, byte_range)
+    except http.client.IncompleteRead as exc:
+        return -1, exc.partial
+    except (ConnectionError, http.client.HTTPException):
+        return -1, b""
+    return resp.status, resp.body
+
+
+def test_a_corrupted_image_never_downloads_as_good(glance: SharedGlance, stores: Stores) -> None:
+    """One byte flipped in the image file behind Glance's back: the whole download breaks off
+    before the changed block, a range over it gives none of its bytes, and a range of other
+    blocks still downloads, verified."""
+    client, data = glance.client, payload(5 * MiB + 3)
+    image = client.create_image(name="corrupted")
+    assert client.upload(image["id"], data, store="fast").status == 204
+    info = stores["fast"].stat(client.image(image["id"])["direct_url"])
+    assert info.block_table is not None
+    at = 3 * MiB + 5
+    with open(glance.roots["fast"] / image["id"], "r+b") as f:
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0xFF]))
+
+    status, body = _fetch(glance, image["id"])  # blocks 0-2 may arrive, verified; nothing of block 3
+    assert status in (-1, 500) and len(body) <= 3 * MiB and body == data[:len(body)], (status, len(body))
+    status, body = _fetch(glance, image["id"], f"bytes={at - 10}-{at + 10}")
+    assert status != 206 or body == b"", (status, body[:100])
+    assert not body.startswith(data[at - 10:at])  # nothing of the changed block, not even its good bytes
+    status, body = _fetch(glance, image["id"], f"bytes={MiB - 5}-{MiB + 4}")  # blocks 0 and 1: unchanged
+    assert (status, body) == (206, data[MiB - 5:MiB + 5])
 
 
 def test_rbd_backend_upload_download_and_direct_url(glance: SharedGlance) -> None:

@@ -40,7 +40,7 @@ def test_add_stat_clone_locate_get_rm(config: Path, tmp_path: Path, capsys: pyte
     code, out, _ = run(capsys, "--json", "add", "img1", str(src))
     assert code == 0
     added = json.loads(out)
-    assert set(added) == {"location", "store", "size", "checksums", "format", "virtual_size", "integrity"}
+    assert set(added) == {"location", "store", "size", "checksums", "format", "virtual_size", "integrity", "block_table"}
     assert added["store"] == "a" and added["size"] == 300_000 and added["format"] == "raw"
     assert added["integrity"] == blake3.blake3(src.read_bytes()).hexdigest()
     loc = added["location"]

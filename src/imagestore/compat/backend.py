@@ -114,8 +114,9 @@ class GlanceBackend:
     def get(self, uri: str, offset: int = 0, chunk_size: int | None = None) -> tuple[Iterator[bytes], int]:
         """``(chunks, length)`` of the image, or of ``chunk_size`` bytes from ``offset``.
 
-        A whole read is verified against the stored checksum when there is one;
-        images written by glance_store's own drivers carry none and are read as they are.
+        A whole read is verified against the stored digest or checksum when there is one, a
+        ranged read block by block against the image's block table; images written by
+        glance_store's own drivers carry neither and are read as they are.
         """
         loc = self.location(uri)
         info = self.store.stat(loc)

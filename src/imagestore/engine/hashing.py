@@ -16,8 +16,8 @@ from typing import Any
 
 from ..errors import ConfigError, InvalidArgument
 
-__all__ = ["COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "INTEGRITY", "BufferRing", "ParallelHasher", "new_hash",
-           "validate_algorithms", "validate_digests"]
+__all__ = ["BLOCKS", "BLOCK_ENTRY", "BLOCK_SIZE", "COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "INTEGRITY",
+           "BufferRing", "ParallelHasher", "is_hex_digest", "new_hash", "validate_algorithms", "validate_digests"]
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha512")
 # digests of 256 bits or more, no known collision attack: fit to name content (cache keys)
@@ -70,9 +70,21 @@ INTEGRITY = "blake3"
 preferred by verify-on-read (about ten times cheaper than sha512, and cryptographic)."""
 
 
+BLOCKS = "blake3-blocks"
+"""The block table's pseudo-algorithm: the BLAKE3 of each :data:`BLOCK_SIZE` block, computed in
+the add pass beside the whole-image digest (its "hexdigest" is the table, hex-encoded)."""
+BLOCK_SIZE = 1 << 20
+"""The block size of the tables this version writes (each table records its own)."""
+BLOCK_ENTRY = 16
+"""Bytes of BLAKE3 output kept per block: 128 bits, as collision-resistant as md5 was meant to be
+and far beyond what a corrupted or substituted block could match by chance."""
+
+
 def new_hash(name: str, *, parallel: bool = False) -> Any:
-    """A hash object for a hashlib name or ``blake3``; ``parallel`` lets BLAKE3 spread one large
-    update over the cores (reads, where the reader waits for it), else it stays on one."""
+    """A hash object for a hashlib name, ``blake3`` or ``blake3-blocks``; ``parallel`` lets BLAKE3
+    spread one large update over the cores (reads, where the reader waits for it), else it stays on one."""
+    if name == BLOCKS:
+        return BlockTableHash(BLOCK_SIZE)
     if name != INTEGRITY:
         return hashlib.new(name)
     try:
@@ -80,6 +92,41 @@ def new_hash(name: str, *, parallel: bool = False) -> Any:
     except ImportError as exc:  # a core dependency; a broken install gets a hint, not a traceback
         raise ConfigError("the blake3 package is missing: pip install blake3", key="checksums") from exc
     return blake3.blake3(max_threads=blake3.blake3.AUTO) if parallel else blake3.blake3()
+
+
+class BlockTableHash:
+    """Hash-like: the BLAKE3 (:data:`BLOCK_ENTRY` bytes) of every ``block_size`` block fed to it;
+    the last block may be short. ``table()`` (hex: ``hexdigest()``) is their concatenation."""
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self._hash = new_hash(INTEGRITY)
+        self._left = block_size
+        self._table = bytearray()
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = min(self._left, len(view))
+            self._hash.update(view[:n])
+            self._left -= n
+            view = view[n:]
+            if not self._left:
+                self._close_block()
+
+    def _close_block(self) -> None:
+        self._table += self._hash.digest(BLOCK_ENTRY)
+        self._hash = new_hash(INTEGRITY)
+        self._left = self.block_size
+
+    def table(self) -> bytes:
+        """The table of every block fed so far (a partial last block counts as one)."""
+        if self._left != self.block_size:
+            self._close_block()
+        return bytes(self._table)
+
+    def hexdigest(self) -> str:
+        return self.table().hex()
 
 
 def is_hex_digest(value: object, size: int) -> bool:

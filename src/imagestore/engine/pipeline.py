@@ -18,7 +18,7 @@ from ..config import StoreSettings
 from ..spi.contract import Writer
 from ..errors import ImageTooLarge, InvalidArgument, SizeMismatch
 from ..formats import FormatVerdict, StreamInspector
-from .hashing import INTEGRITY, BufferRing, ParallelHasher
+from .hashing import BLOCK_SIZE, BLOCKS, INTEGRITY, BufferRing, ParallelHasher
 from .limits import IdleWatch
 from .progress import Progress, Throttled
 
@@ -44,13 +44,14 @@ class Limit:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What the pipeline learned while writing: size, checksums, the BLAKE3 integrity digest
-    and the format verdict."""
+    """What the pipeline learned while writing: size, checksums, the BLAKE3 integrity digest,
+    the block table (None for an image of at most one block) and the format verdict."""
 
     size: int
     checksums: dict[str, str]
     verdict: FormatVerdict | None
     integrity: str | None = None
+    blocks: bytes | None = None
 
 
 def _fill(readinto: Any, view: memoryview) -> int:
@@ -144,7 +145,7 @@ def write_stream(
     stay in one place (``Store.add``).
     """
     cap = limit.size
-    hasher = ParallelHasher((*settings.checksums, INTEGRITY))
+    hasher = ParallelHasher((*settings.checksums, INTEGRITY, BLOCKS))
     inspector = StreamInspector() if settings.inspect else None
     ticker = Throttled(progress, size)
     total = 0
@@ -178,9 +179,11 @@ def write_stream(
             )
         checksums = hasher.digests()
         integrity = checksums.pop(INTEGRITY)
+        table = bytes.fromhex(checksums.pop(BLOCKS))
     finally:
         hasher.close()
         if opened is not None:
             opened.close()
     ticker.finish()
-    return WriteOutcome(total, checksums, inspector.finish() if inspector is not None else None, integrity)
+    return WriteOutcome(total, checksums, inspector.finish() if inspector is not None else None, integrity,
+                        table if total > BLOCK_SIZE else None)

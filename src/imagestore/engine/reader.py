@@ -1,5 +1,5 @@
-"""Reading images back: a chunk iterator that resumes broken transfers and verifies
-checksums at the end of the stream."""
+"""Reading images back: a chunk iterator that resumes broken transfers and verifies checksums
+at the end of the stream, or (a ranged read) each block it touches before any of its bytes leave."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from types import TracebackType
 
 from ..spi.contract import Reader
 from ..errors import ChecksumMismatch, SizeMismatch, Transient
+from .blocks import BlockCheck
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
 from ..spi.retry import RetryPolicy, retry_listener, translate
@@ -40,6 +41,10 @@ class ImageReader:
     as the store's retry policy allows (site ``read-resume``); verification hashes in a background
     thread while the caller handles the previous chunk, and exactly ``size``
     bytes must arrive.
+
+    With ``blocks`` (a ranged read of an image with a block table) the reader reads the whole
+    blocks around the range instead, checks each against its digest before handing out any of its
+    bytes, and returns only the ``size`` bytes of the range.
     """
 
     def __init__(
@@ -56,10 +61,19 @@ class ImageReader:
         retries: int = 3,
         backoff: float = 0.2,
         policy: RetryPolicy | None = None,
+        blocks: BlockCheck | None = None,
     ) -> None:
         self._opener = opener
+        self._blocks = blocks
+        self._pending = b""
+        self._pos = 0
+        if blocks is not None:
+            offset, self._span = blocks.span.offset, blocks.span.stop - blocks.span.offset
+        else:
+            self._span = size
         self._offset = offset
         self.size = size
+        """How many bytes the reader hands out."""
         self._chunk = chunk_size
         self._expected = dict(expected) if expected else None
         self._store = store
@@ -72,13 +86,13 @@ class ImageReader:
         self._on_end: Callable[[BaseException | None, int], None] | None = None
         self._reader: Reader | None = None
         self._hasher: ParallelHasher | None = None
-        self._reader = opener(offset, size)
+        self._reader = opener(offset, self._span)
         try:
             self._hasher = ParallelHasher(self._expected, parallel=True) if self._expected else None
         except BaseException:
             self._close_reader()  # a connection (and an S3 read-ahead thread) must not outlive the failure
             raise
-        self._ticker = Throttled(progress, size)
+        self._ticker = Throttled(progress, self._span)
         self.resumes = 0
         """How many times the transfer was resumed after a broken read."""
 
@@ -91,7 +105,7 @@ class ImageReader:
             if reopen:
                 reopen = False
                 try:
-                    self._reader = self._opener(self._offset + self._done, self.size - self._done)
+                    self._reader = self._opener(self._offset + self._done, self._span - self._done)
                 except BaseException as exc:
                     self._ended(translate(exc, "read", store=self._store, image=self._image)
                                 if isinstance(exc, Exception) else exc)
@@ -102,9 +116,9 @@ class ImageReader:
             if reader is None:
                 return b""
             data = reader.read(n)
-            if data or self._done >= self.size:
+            if data or self._done >= self._span:
                 return data
-            raise _EndedEarly(f"the stream ended after {self._done} of {self.size} bytes")
+            raise _EndedEarly(f"the stream ended after {self._done} of {self._span} bytes")
 
         def resume(exc: BaseException, attempt: int, delay: float) -> None:
             nonlocal reopen, failures
@@ -147,16 +161,18 @@ class ImageReader:
 
     @property
     def verifying(self) -> bool:
-        """Whether the stream is checked against checksums at the end."""
-        return self._hasher is not None
+        """Whether the stream is checked (against checksums at its end, or block by block)."""
+        return self._hasher is not None or self._blocks is not None
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all that is left for ``n < 0``); ``b""`` at the end after verifying."""
+        if self._blocks is not None:
+            return self._read_blocks(n)
         if n < 0:
             if self._hasher is not None:
                 return b"".join(iter(self))  # chunked, so hashing overlaps the reads
             parts = []
-            while part := self.read(max(self.size - self._done, 1)):
+            while part := self.read(max(self._span - self._done, 1)):
                 parts.append(part)  # a file reader returns the rest at once: one buffer, no join
             return parts[0] if len(parts) == 1 else b"".join(parts)
         if n == 0 or self._closed:
@@ -166,24 +182,68 @@ class ImageReader:
             self._finish()
             return b""
         self._account(data)
-        if self._done == self.size:
+        if self._done == self._span:
             self._complete()  # verified before the last byte leaves the reader
         return data
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._blocks is not None:
+            if self._pos < len(self._pending):
+                rest, self._pending = self._pending[self._pos:], b""
+                yield rest
+            while out := self._next_block():
+                yield out
+            return
         while not self._closed:
             data = self._raw_read(self._chunk)
             if not data:
                 self._finish()
                 return
             self._account(data)
-            if self._done == self.size:
+            if self._done == self._span:
                 self._complete()
             yield data
 
+    def _read_blocks(self, n: int) -> bytes:
+        """``read(n)`` of a block-verified range: from the last verified block, then the next."""
+        if n < 0:
+            return b"".join(iter(self))
+        if n == 0:
+            return b""
+        if self._pos >= len(self._pending):
+            self._pending, self._pos = self._next_block(), 0
+        out = self._pending[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def _next_block(self) -> bytes:
+        """The range's part of the next block, once the whole block is read and verified; b"" at the end."""
+        check = self._blocks
+        assert check is not None
+        while True:
+            if check.ready():
+                try:
+                    out = check.take()
+                except ChecksumMismatch as exc:
+                    self._ended(exc)
+                    self.close()
+                    raise
+                if check.finished():
+                    self._complete()  # the stream must end here, before the last block leaves
+                return out
+            if self._closed:
+                return b""
+            need = check.need()
+            data = self._raw_read(need) if need else b""
+            if not data:
+                self._finish()
+                return b""
+            self._account(data)
+            check.feed(data)
+
     def _account(self, data: bytes) -> None:
         self._done += len(data)
-        if self._done > self.size:
+        if self._done > self._span:
             self._fail_size()
         if self._hasher is not None:
             token = self._token % _IN_FLIGHT
@@ -194,7 +254,7 @@ class ImageReader:
         self._ticker.advance(len(data))
 
     def _fail_size(self) -> None:
-        exc = SizeMismatch(f"read {self._done} bytes where {self.size} were expected", store=self._store,
+        exc = SizeMismatch(f"read {self._done} bytes where {self._span} were expected", store=self._store,
                            image=self._image)
         self._ended(exc)
         self.close()
@@ -214,7 +274,7 @@ class ImageReader:
     def _finish(self) -> None:
         if self._closed:
             return
-        if self._done != self.size:
+        if self._done != self._span:
             self._fail_size()
         self._ticker.finish()
         if self._hasher is not None and self._expected is not None:
@@ -245,9 +305,11 @@ class ImageReader:
         if self._closed:
             return
         self._closed = True
-        self._ended(ReadIncomplete(f"closed after {self._done} of {self.size} bytes"))
+        self._ended(ReadIncomplete(f"closed after {self._done} of {self._span} bytes"))
         if self._hasher is not None:
             self._hasher.close()
+        if self._blocks is not None:
+            self._blocks.close()
         self._close_reader()
 
     def __enter__(self) -> ImageReader:

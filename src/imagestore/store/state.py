@@ -19,7 +19,7 @@ from ..observe import NULL, Observer
 from ..engine.pipeline import Limit
 from ..spi.retry import call_with_retries
 from .args import parse_any
-from .memo import VerifiedMemo
+from .memo import TableCache, VerifiedMemo
 
 __all__ = ["StoreState"]
 
@@ -40,6 +40,7 @@ class StoreState:
         self.sweep_lock = threading.Lock()
         self.swept_at: float | None = None
         self.memo = VerifiedMemo()
+        self.tables = TableCache()
 
     @property
     def name(self) -> str:

@@ -182,10 +182,12 @@ class Store:
              progress: Progress | None = None) -> ImageReader:
         """A reader over the image (or ``length`` bytes from ``offset``).
 
-        ``verify`` defaults to True for whole reads (the store's ``verify_reads``):
-        the stream then raises ChecksumMismatch at its end if the bytes are not the
-        ones stored (or not those of ``expected``). Ranged reads cannot be verified.
-        A broken transfer resumes from where it stopped.
+        ``verify`` defaults to the store's ``verify_reads`` (True): a whole read raises
+        ChecksumMismatch before its last bytes leave if they are not the ones stored (or not
+        those of ``expected``); a ranged read reads the whole blocks it touches and checks each
+        against the image's block table before handing out any of its bytes (images stored
+        without a table: unverified, and ``verify=True`` is Unsupported). A broken transfer
+        resumes from where it stopped.
         """
         state = self._state
         if not state.observer.enabled:

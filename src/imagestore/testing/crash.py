@@ -40,6 +40,7 @@ from typing import Any
 
 import imagestore
 from imagestore import AlreadyExists, ChecksumMismatch, DeleteOutcome, ImageStoreError, InUse, NotFound, Store
+from imagestore.store.tables import companion
 
 from .backends import STORES, Backend, visible
 from .chaos import Chaos, Fault, Kill, killable_env, require_killable
@@ -428,9 +429,11 @@ class CrashSweep:
             for opened in self.stores.values():
                 opened.sweep(0)
             shown = visible(self.backend, self.stores, self.prefix)
+            tables = {(store, companion(name, info.block_table)) for (store, name), info in shown.items()
+                      if info.block_table is not None}
             orphans = [o for o in self.backend.objects(self.prefix)
                        if o.kind in ("temporary", "snapshot", "trash")
-                       or (o.kind == "image" and (o.store, o.name) not in shown)]
+                       or (o.kind == "image" and (o.store, o.name) not in shown and (o.store, o.name) not in tables)]
             if held is not None or not orphans or time.monotonic() > deadline:
                 break
             time.sleep(2)

@@ -15,6 +15,7 @@ from ...engine.progress import Progress
 from ...observe import phase
 from ...results import ImageInfo
 from ..args import with_algorithms
+from .. import tables
 from ..guard import GuardedWriter
 from ..state import StoreState
 from .finish import finish
@@ -28,6 +29,7 @@ def add(state: StoreState, image_id: str, data: Source, size: int | None = None,
         progress: Progress | None = None) -> ImageInfo:
     """Store ``data`` as ``image_id`` (see :meth:`imagestore.Store.add`); nothing remains on error."""
     validate_image_id(image_id)
+    tables.refuse_reserved(image_id, state.name)
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=state.name,
                               image=image_id)

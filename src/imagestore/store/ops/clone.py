@@ -14,8 +14,10 @@ from ...engine.pipeline import check_options
 from ...engine.progress import Progress
 from ...results import CloneCheck, CloneRefusal, CloneResult, ImageInfo, encode_metadata
 from ..args import MODES, CloneModeArg, is_count
+from .. import tables
 from ..state import StoreState
 from .add import add
+from .finish import tables_first
 from .delete import delete
 from .read import open_image, stat, verify_source, version
 
@@ -63,6 +65,7 @@ def clone(state: StoreState, location: Location | str, to: object = None, *, nam
         raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=state.name,
                               image=loc.image)
     new_name = validate_image_id(name or loc.image)
+    tables.refuse_reserved(new_name, target.name)
     check_options(store=state.name, image=loc.image, progress=progress)
     target.require_write(new_name)
     info = stat(state, loc)
@@ -86,8 +89,11 @@ def clone(state: StoreState, location: Location | str, to: object = None, *, nam
         verify_source(state, loc, progress=progress)
         token = version(state, loc)
     request = CloneRequest(name=new_name, mode=check.mode, metadata=metadata, size=size)
-    new_loc = state.call("clone", lambda: state.driver.clone(loc, target.driver, request), loc.image,
-                         retry=False).with_store(target.name)
+    descriptor = info.block_table if size is None or size == info.size else None
+    table = tables.load(state, loc, info) if descriptor is not None else None
+    with tables_first(target, new_name, table, descriptor):  # the clone shares the source's bytes
+        new_loc = state.call("clone", lambda: state.driver.clone(loc, target.driver, request), loc.image,
+                             retry=False).with_store(target.name)
     if verify_source_first:
         _check_unchanged(state, loc, token, target, new_loc)
     chain = depth(target, new_loc) if check.mode == "cow" else 0
@@ -135,7 +141,7 @@ def _clone_metadata(info: ImageInfo, size: int | None, *, store: str, image: str
     """Metadata a native clone carries: the source's, except a grown clone has other bytes
     (zeros appended), so it keeps no checksum and its virtual size is the new size."""
     if size is None or size == info.size:
-        return encode_metadata(info.checksums, info.format, info.virtual_size, info.integrity)
+        return encode_metadata(info.checksums, info.format, info.virtual_size, info.integrity, info.block_table)
     if info.format not in ("raw", None):
         raise Unsupported(f"only raw images can be grown by a clone; this one is {info.format}",
                           store=store, image=image)

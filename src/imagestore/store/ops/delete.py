@@ -8,6 +8,8 @@ import logging
 from ...spi.contract import DeleteOutcome
 from ...errors import BackendError, NotFound
 from ...location import Location
+from ...results import decode_metadata
+from .. import tables
 from ..state import StoreState
 
 __all__ = ["delete"]
@@ -19,6 +21,7 @@ def delete(state: StoreState, location: Location | str) -> DeleteOutcome:
     """Delete the image: ``DELETED``, ``DEFERRED`` (clones depend on it), or InUse/NotFound."""
     loc = state.location(location)
     state.require_write(loc.image)
+    descriptor = _table_of(state, loc)
     attempts = 0
 
     def attempt() -> DeleteOutcome:
@@ -35,5 +38,17 @@ def delete(state: StoreState, location: Location | str) -> DeleteOutcome:
     if result is DeleteOutcome.DEFERRED and not state.caps.deferred_delete:
         raise BackendError("the driver deferred a delete without claiming deferred_delete",
                            store=state.name, image=loc.image)
+    if descriptor is not None:
+        tables.drop(state, loc.image, descriptor)
     log.info("store %s: delete %s -> %s", state.name, loc.image, result)
     return result
+
+
+def _table_of(state: StoreState, loc: Location) -> str | None:
+    """The image's block table descriptor, to remove its table after it (None: none, or absent;
+    the delete then reports NotFound itself)."""
+    try:
+        stored = state.call("stat", lambda: state.driver.stat(loc), loc.image)
+    except NotFound:
+        return None
+    return decode_metadata(loc, stored.size, stored.metadata).block_table

@@ -4,7 +4,8 @@ caller's checksums, the format verdict against the policy, the metadata, the pub
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from ...config import StoreSettings
 from ...errors import ChecksumMismatch, UnsafeImage
@@ -12,9 +13,10 @@ from ...engine.hashing import INTEGRITY, compare
 from ...location import Location
 from ...engine.pipeline import WriteOutcome
 from ...results import ImageInfo, encode_metadata
+from .. import tables
 from ..state import StoreState
 
-__all__ = ["check_expected", "finish"]
+__all__ = ["check_expected", "finish", "tables_first"]
 
 log = logging.getLogger("imagestore")
 
@@ -45,7 +47,22 @@ def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[
         raise UnsafeImage(f"format {format!r} is not allowed", store=state.name, image=image)
     detected = verdict.format if verdict is not None else format
     vsize = verdict.virtual_size if verdict is not None else None
-    loc = publish(encode_metadata(outcome.checksums, detected, vsize, outcome.integrity))
+    descriptor = tables.describe(outcome.blocks) if outcome.blocks is not None else None
+    with tables_first(state, image, outcome.blocks, descriptor):
+        loc = publish(encode_metadata(outcome.checksums, detected, vsize, outcome.integrity, descriptor))
     log.info("store %s: %s %s (%d bytes, format %s)", state.name, verb, image, outcome.size, detected)
     return ImageInfo(loc.with_store(state.name), outcome.size, outcome.checksums, detected, vsize,
-                     outcome.integrity)
+                     outcome.integrity, descriptor)
+
+
+@contextmanager
+def tables_first(state: StoreState, image: str, table: bytes | None, descriptor: str | None) -> Iterator[None]:
+    """Around a publish: the block table is stored first, and removed again if the publish fails
+    (unless the image that took the name records the same table)."""
+    created = table is not None and descriptor is not None and tables.save(state, image, table, descriptor)
+    try:
+        yield
+    except BaseException:
+        if created and descriptor is not None:
+            tables.release(state, image, descriptor)
+        raise

@@ -1,5 +1,6 @@
-"""Reading: ``stat``, ``open`` (verified, resuming, ranged), ``get``, ``download_to``, and
-``verify_source`` (read once, checked against the stored checksum, remembered by version)."""
+"""Reading: ``stat``, ``open`` (verified, resuming, ranged: verified block by block), ``get``,
+``download_to``, and ``verify_source`` (read once, checked against the stored checksum, remembered
+by version)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import os
 from collections.abc import Mapping
 
 from ...spi.contract import Reader
-from ...errors import BackendError, InvalidArgument, Unsupported
-from ...engine.hashing import INTEGRITY, strongest, validate_digests
+from ...errors import BackendError, ChecksumMismatch, InvalidArgument, Unsupported
+from ...engine.blocks import BlockCheck, BlockSpan
+from ...engine.hashing import BLOCK_ENTRY, BLOCK_SIZE, INTEGRITY, strongest, validate_digests
 from ...location import Location
 from ...engine.pipeline import check_options
 from ...engine.progress import Progress
@@ -17,6 +19,7 @@ from ...engine.reader import ImageReader, write_atomically
 from ...results import ImageInfo, decode_metadata
 from ...spi.retry import translate
 from ..args import is_count
+from .. import tables
 from ..state import StoreState
 
 __all__ = ["download_to", "get", "open_image", "stat", "verify_source", "version"]
@@ -43,24 +46,63 @@ def open_image(state: StoreState, location: Location | str, offset: int = 0, len
     check_options(store=state.name, image=loc.image, progress=progress)
     info = stat(state, loc)
     whole = offset == 0 and (length is None or length >= info.size)
+    if not whole and expected:
+        raise Unsupported("expected= checks whole reads; a ranged read is verified with the image's block table",
+                          store=state.name, image=loc.image)
     if verify is None:
-        verify = whole and (state.settings.verify_reads or bool(expected))
-    if (verify or expected) and not whole:
-        raise Unsupported("a ranged read cannot be verified; pass verify=False", store=state.name, image=loc.image)
+        verify = state.settings.verify_reads or bool(expected) if whole else \
+            state.settings.verify_reads and _blockwise(info)
     if not whole and not state.caps.range_read:
         raise Unsupported("this store cannot read ranges", store=state.name, image=loc.image)
-    want = expected_for(info, expected) if verify else None
-    if verify and not want:
-        raise Unsupported("no checksum is stored for this image; pass expected=", store=state.name,
-                          image=loc.image)
+    if verify and not whole and not _blockwise(info):
+        raise Unsupported("this image has no block table to verify a range with (it was stored without one); "
+                          "read it whole or pass verify=False", store=state.name, image=loc.image)
     start = min(offset, info.size)
     count = max(0, info.size - start) if length is None else max(0, min(length, info.size - start))
+    blocks = None
+    if verify and not whole:
+        blocks = _block_check(state, loc, info, start, count)
+    elif verify and not expected and info.block_table is not None:
+        blocks = _whole_by_blocks(state, loc, info, count)
+    want = expected_for(info, expected) if verify and blocks is None else None
+    if verify and blocks is None and not want:
+        raise Unsupported("no checksum is stored for this image; pass expected=", store=state.name,
+                          image=loc.image)
 
     def opener(at: int, n: int) -> Reader:
         return state.call("open", lambda: state.driver.open_reader(loc, at, n), loc.image)
 
     return ImageReader(opener, offset=start, size=count, chunk_size=state.settings.chunk_size, expected=want,
-                       progress=progress, store=state.name, image=loc.image, policy=state.settings.retry)
+                       progress=progress, store=state.name, image=loc.image, policy=state.settings.retry,
+                       blocks=blocks)
+
+
+def _blockwise(info: ImageInfo) -> bool:
+    """Whether a range of the image can be verified: by its block table, or (an image of one block)
+    by its whole digest."""
+    return info.block_table is not None or (info.integrity is not None and info.size <= BLOCK_SIZE)
+
+
+def _whole_by_blocks(state: StoreState, loc: Location, info: ImageInfo, count: int) -> BlockCheck | None:
+    """A whole read checked block by block, so that no byte leaves the reader unverified; None
+    (the whole digest at the end) when the table cannot be had: a whole read does not need it."""
+    try:
+        return _block_check(state, loc, info, 0, count)
+    except (BackendError, ChecksumMismatch) as exc:
+        log.warning("store %s: %s; %s is verified against its whole digest instead", state.name, exc, loc.image)
+        return None
+
+
+def _block_check(state: StoreState, loc: Location, info: ImageInfo, start: int, count: int) -> BlockCheck:
+    """The block-by-block check of ``count`` bytes from ``start``: against the image's table, or the
+    whole image against its digest when it is one block."""
+    if info.block_table is not None:
+        span = BlockSpan(tables.block_size(info), info.size, start, start + count)
+        return BlockCheck(span, tables.load(state, loc, info), BLOCK_ENTRY, store=state.name, image=loc.image)
+    assert info.integrity is not None
+    span = BlockSpan(max(info.size, 1), info.size, start, start + count)
+    return BlockCheck(span, bytes.fromhex(info.integrity), len(info.integrity) // 2, store=state.name,
+                      image=loc.image)
 
 
 def get(state: StoreState, location: Location | str, offset: int = 0, length: int | None = None, *,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ...errors import ChecksumMismatch, ImageStoreError, InvalidArgument, InvalidLocation, NotFound, SizeMismatch
 from ...results import ScrubReport, Scrubbed
+from .. import tables
 from ..state import StoreState
 from .read import expected_for, open_image, stat
 
@@ -46,7 +47,7 @@ def scrub(state: StoreState, *, prefix: str = "", start_after: str | None = None
     if on_image is not None and not callable(on_image):
         raise InvalidArgument("on_image must be callable(Scrubbed)", store=state.name)
     names = sorted(n for n in state.call("list images", lambda: list(state.driver.list_images()))
-                   if n.startswith(prefix))
+                   if n.startswith(prefix) and not tables.is_companion(n))
     pace = _Pace(rate)
     found: dict[str, list[str]] = {"corrupt": [], "unverifiable": [], "failed": []}
     checked = 0

@@ -7,7 +7,8 @@ import logging
 import time
 
 from ...spi.contract import SweepReport
-from ...errors import ImageStoreError, InvalidArgument
+from ...errors import ImageStoreError, InvalidArgument, Unsupported
+from .. import tables
 from ..state import StoreState
 
 __all__ = ["AUTO_SWEEP_BUDGET", "auto_sweep", "sweep"]
@@ -24,10 +25,21 @@ def sweep(state: StoreState, older_than: float | None = None, *, deadline: float
         raise InvalidArgument(f"older_than must be a non-negative number of seconds, not {age!r}",
                               store=state.name)
     report = state.call("sweep", lambda: state.driver.sweep(age, deadline))
+    if deadline is None and state.caps.write:  # an explicit sweep: block tables whose image is gone
+        report = _orphan_tables(state, age, report)
     if report.removed:
         log.info("store %s: sweep removed %d temporaries (%d bytes)", state.name, report.removed,
                  report.bytes_freed)
     return report
+
+
+def _orphan_tables(state: StoreState, age: float, report: SweepReport) -> SweepReport:
+    """Add to ``report`` the block tables left by a crash between an image's delete and its table's."""
+    try:
+        names = state.call("list images", lambda: list(state.driver.list_images()))
+    except Unsupported:
+        return report
+    return report + SweepReport(*tables.sweep_orphans(state, age, names))
 
 
 def auto_sweep(state: StoreState) -> None:

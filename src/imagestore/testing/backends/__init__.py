@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from imagestore import NotFound, Store
+from imagestore.store.tables import is_companion
 
 from .base import CAPABILITIES, SERVER_LIMIT, STORES, Backend, BackendObject, open_table, store_source
 from .file import FileBackend
@@ -28,10 +29,11 @@ __all__ = ["BACKENDS", "CAPABILITIES", "SERVER_LIMIT", "STORES", "Backend", "Bac
 
 
 def visible(backend: Backend, stores: Mapping[str, Store], prefix: str) -> dict[tuple[str, str], Any]:
-    """``(store, id) -> ImageInfo`` of every published image of the run that ``stat`` finds."""
+    """``(store, id) -> ImageInfo`` of every published image of the run that ``stat`` finds (block
+    tables, which the store keeps beside its images, are not images)."""
     out: dict[tuple[str, str], Any] = {}
     for obj in backend.objects(prefix):
-        if obj.kind != "image":
+        if obj.kind != "image" or is_companion(obj.name):
             continue
         try:
             out[(obj.store, obj.name)] = stores[obj.store].stat(obj.name)

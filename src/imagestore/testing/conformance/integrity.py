@@ -1,7 +1,8 @@
-"""Integrity: every add records the image's BLAKE3 digest, and bits changed behind the store's
-back (one byte flipped with the backend's own tools) are never handed out as good: a whole read,
-a read of exactly ``size`` bytes, ``download_to`` and ``verify_source`` all raise ChecksumMismatch,
-and ``scrub`` reports the image."""
+"""Integrity: every add records the image's BLAKE3 digest and block table, and bits changed behind
+the store's back (one byte flipped with the backend's own tools) are never handed out: a whole
+read, a read of exactly ``size`` bytes, a ranged read over the changed block, ``download_to`` and
+``verify_source`` all raise ChecksumMismatch before any byte of the changed block leaves, and
+``scrub`` reports the image; the other blocks stay readable, verified."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from imagestore import ChecksumMismatch, InvalidArgument, Scrubbed, Store
+from imagestore.store.tables import companion
 
 from ..backends.base import Backend, flipped
 from ..payloads import payload
@@ -41,15 +43,17 @@ class IntegrityTests(SuiteBase):
         backend.corrupt(info.location, offset)
         assert store.get(info.location, verify=False) == flipped(data, offset)  # the backend's bits did change
 
+        assert info.block_table is not None
+        block = int(info.block_table.partition(":")[0])
         with pytest.raises(ChecksumMismatch) as err:
             store.get(info.location)
-        assert err.value.algorithm == "blake3" and err.value.expected == info.integrity
+        assert err.value.algorithm == "blake3" and f"block {offset // block} " in str(err.value)
 
-        received = 0
+        received = b""
         with pytest.raises(ChecksumMismatch), store.open(info.location) as reader:
-            while received < info.size:  # a consumer that reads exactly size bytes, then stops
-                received += len(reader.read(MiB))
-        assert received < info.size  # the last bytes never left the reader unverified
+            while len(received) < info.size:  # a consumer that reads exactly size bytes, then stops
+                received += reader.read(MiB)
+        assert received == data[:offset // block * block]  # every block before the changed one, none of it
 
         downloads = tmp_path / "downloads"
         downloads.mkdir()
@@ -59,6 +63,76 @@ class IntegrityTests(SuiteBase):
 
         with pytest.raises(ChecksumMismatch):
             store.verify_source(info.location)
+
+    @pytest.mark.parametrize("where", ["first", "middle", "last"])
+    def test_a_ranged_read_verifies_every_block_it_touches(self, backend: Backend, store: Store, image_id: str,
+                                                           where: str) -> None:
+        data = payload(backend.image_size, seed=33)
+        info = store.add(image_id, data, len(data))
+        assert info.block_table is not None and store.stat(info.location).block_table == info.block_table
+        block = int(info.block_table.partition(":")[0])
+        blocks = -(-len(data) // block)
+        assert blocks >= 3
+        offset = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
+        bad = offset // block
+        backend.corrupt(info.location, offset)
+        assert store.get(info.location, offset, 1, verify=False) == flipped(data, offset)[offset:offset + 1]
+
+        with pytest.raises(ChecksumMismatch) as err:  # a range over the flipped byte
+            store.get(info.location, max(0, offset - 100), 200)
+        assert f"block {bad} (bytes {bad * block}-" in str(err.value) and err.value.algorithm == "blake3"
+        neighbour = bad * block + (1 if offset == bad * block else 0)
+        with pytest.raises(ChecksumMismatch):  # a range of the same block that misses the flipped byte
+            store.get(info.location, neighbour, 1)
+
+        start = max(0, bad - 1) * block  # from the block before (if any): its bytes come out, none of the bad one's
+        received = 0
+        with pytest.raises(ChecksumMismatch), store.open(info.location, start, (bad + 1) * block - start) as reader:
+            while True:
+                chunk = reader.read(64 * 1024)
+                assert chunk, "the reader ended without raising"
+                assert chunk == data[start + received:start + received + len(chunk)]
+                received += len(chunk)
+        assert received == bad * block - start
+
+        for good in {(bad + 1) % blocks, (bad - 1) % blocks}:  # the other blocks stay readable, verified
+            lo = good * block + 5
+            assert store.get(info.location, lo, 1000) == data[lo:lo + 1000]
+        if bad + 2 < blocks:  # a range across the boundary of two good blocks
+            edge = (bad + 2) * block
+            assert store.get(info.location, edge - 10, 20) == data[edge - 10:edge + 10]
+
+    def test_a_range_of_a_one_block_image_is_verified_by_its_digest(self, backend: Backend, store: Store,
+                                                                     image_id: str) -> None:
+        data = payload(1000, seed=34)
+        info = store.add(image_id, data, len(data))
+        assert info.block_table is None  # one block: its table would be its digest
+        assert store.get(info.location, 10, 20) == data[10:30]
+        backend.corrupt(info.location, 500)
+        with pytest.raises(ChecksumMismatch):
+            store.get(info.location, 10, 20)
+        assert store.get(info.location, 10, 20, verify=False) == data[10:30]
+
+    def test_the_block_table_lives_and_dies_with_its_image(self, store: Store, image_id: str) -> None:
+        data = payload(3 * MiB + 5, seed=35)
+        info = store.add(image_id, data, len(data))
+        assert info.block_table is not None
+        table = companion(image_id, info.block_table)
+        assert table in store._driver.list_images()  # beside the image, through the driver's writer
+        with pytest.raises(InvalidArgument):  # the tables' names are not image ids
+            store.add(table, b"x", 1)
+        assert store.get(info.location, 2 * MiB - 7, 14) == data[2 * MiB - 7:2 * MiB + 7]
+        clone = store.clone(info.location, name=f"{image_id}-c")
+        copy = store.stat(clone.location)
+        assert copy.block_table == info.block_table
+        store.delete(info.location)
+        names = list(store._driver.list_images())
+        assert table not in names and companion(f"{image_id}-c", info.block_table) in names
+        assert store.get(clone.location, MiB - 3, 9) == data[MiB - 3:MiB + 6]  # the clone's own table
+        assert store.scrub(prefix="imagestore-blocks-").checked == 0  # scrub checks images, not their tables
+        assert (store.scrub(prefix=image_id).checked, store.scrub(prefix=image_id).corrupt) == (1, ())
+        store.delete(clone.location)
+        assert [n for n in store._driver.list_images() if image_id in n] == []
 
     def test_a_caller_may_expect_the_blake3_digest(self, store: Store, image_id: str) -> None:
         data = payload(MiB, seed=32)
