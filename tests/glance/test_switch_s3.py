@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from imagestore import Stores
 from imagestore.testing.backends.s3 import leftovers_in
 from tests.glance.test_api import assert_checksums
 from tests.s3.test_glance import boto_overlay
@@ -68,6 +69,10 @@ def test_switch_s3_to_imagestore_and_back(glance_factory: GlanceFactory, s3_serv
             assert got.status == 200 and got.body == data  # including the multipart one imagestore wrote
         assert client.delete_image(new).status == 204  # glance_store deletes an imagestore image
         s3 = s3_server.client()
+        (table,) = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket).get("Contents", []) if o["Key"] != old]
+        assert table.startswith("imagestore-blocks-") and table.endswith(f"-{new}")  # glance_store leaves it
+        with Stores.from_file(config) as stores:  # what an operator's `imagestore sweep` does after a switch back
+            assert stores["legacy"].sweep(0).removed == 1
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket).get("Contents", [])] == [old]
         assert leftovers_in(s3, s3_bucket) == []
     finally:

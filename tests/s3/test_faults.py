@@ -20,7 +20,9 @@ def is_part(r: Request) -> bool:
 
 
 def is_publish(r: Request) -> bool:
-    return r.method == "PUT" and r.headers.get("if-none-match") == "*" and "/.imagestore/" not in r.path
+    """The conditional PutObject of an image (not of a lease, nor of its block table)."""
+    return (r.method == "PUT" and r.headers.get("if-none-match") == "*" and "/.imagestore/" not in r.path
+            and "/imagestore-blocks-" not in r.path)
 
 
 def blocks(data: bytes, size: int = MiB) -> list[bytes]:

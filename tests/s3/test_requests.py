@@ -41,24 +41,33 @@ def test_request_costs(open_s3: Opener, s3_server: S3Server, fault_proxy: FaultP
     assert ops(proxy.log) == ["HEAD", "PUT-publish", "PUT-publish", "DELETE"]  # bucket, conditional-write probe
 
     def cost(fn: Any) -> list[str]:
+        """The requests ``fn`` made for the image itself (those for its block table: ``tables``)."""
         proxy.reset_counters()
         fn()
-        return ops(proxy.log)
+        return ops([r for r in proxy.log if "/imagestore-blocks-" not in r.path])
 
-    small = payload(MiB, seed=1)
+    def tables() -> list[str]:
+        return ops([r for r in proxy.log if "/imagestore-blocks-" in r.path])
+
+    small = payload(MiB, seed=1)  # one block: no table
     assert cost(lambda: store.add("small", small, len(small))) == ["HEAD", "PUT-publish"]
     assert cost(lambda: store.stat("small")) == ["HEAD"]
     assert cost(lambda: store.get("small")) == ["HEAD", "GET"]
     assert cost(lambda: store.add("unknown", iter([small]))) == ["HEAD", "PUT-lease", "PUT-publish", "DELETE-lease"]
+    assert tables() == []
     big = payload(12 * MiB, seed=2)
     assert cost(lambda: store.add("big", iter([big]))) == [
         "HEAD", "PUT-lease", "POST-create", "PUT-part", "PUT-part", "PUT-part", "POST-complete", "PUT-publish",
         "PUT-copy", "DELETE", "DELETE-lease"]  # the record, then the data copied over it
+    assert tables() == ["HEAD", "PUT-publish"]  # the block table, written before the image is published
     assert cost(lambda: store.stat("big")) == ["HEAD"]
     assert cost(lambda: store.get("big")) == ["HEAD", "GET"]  # one 16 MiB ranged read
+    assert tables() == []  # the process that added the image kept its table
+    assert cost(lambda: store.get("big", 5 * MiB, 10)) == ["HEAD", "GET"]  # the block around the range
     assert cost(lambda: store.locate("big")) == []  # presigned locally, from the stat just made
-    assert cost(lambda: store.delete("big")) == ["HEAD", "DELETE"]  # the key holds the bytes: nothing else
-    assert cost(lambda: store.delete("small")) == ["HEAD", "DELETE"]
+    assert cost(lambda: store.delete("big")) == ["HEAD", "HEAD", "DELETE"]  # the key holds the bytes
+    assert tables() == ["HEAD", "DELETE"]  # then the table
+    assert cost(lambda: store.delete("small")) == ["HEAD", "HEAD", "DELETE"] and tables() == []
 
 
 def test_no_sdk_checksums_by_default(open_s3: Opener, s3_server: S3Server, fault_proxy: FaultProxyFactory) -> None:

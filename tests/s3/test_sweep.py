@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import imagestore
+from imagestore.store.tables import companion
 from tests.services.s3 import S3Server
 
 from .conftest import MiB, Opener, leftovers, payload, s3_spec, uploads
@@ -101,7 +102,8 @@ def test_one_sweep_leaves_only_the_visible_images(open_s3: Opener, s3_server: S3
     client = s3_server.client()
     small, big = payload(1000, seed=1), payload(6 * MiB + 1, seed=2)
     store.add("won", small, len(small))  # inline
-    store.add("final", iter([big]))  # multipart: record, then its data copied over it
+    final_table = store.add("final", iter([big])).block_table  # multipart: record, then its data copied over it
+    assert final_table is not None
     token = client.head_object(Bucket=s3_bucket, Key="final")["Metadata"]["imagestore-token"]
 
     def lease(image: str, tok: str) -> None:
@@ -127,11 +129,13 @@ def test_one_sweep_leaves_only_the_visible_images(open_s3: Opener, s3_server: S3
     plant_record(client, s3_bucket, "legacy", "1-5555555555555555", big[:7000], headers=False)
     # an open killed between writing and removing its probe
     client.put_object(Bucket=s3_bucket, Key=".imagestore/probe/1-6666666666666666", Body=b"")
+    # killed between deleting an image and its block table
+    client.put_object(Bucket=s3_bucket, Key=companion("gone", "1048576:" + "0" * 64), Body=b"t" * 32)
     time.sleep(2.5)  # every lease and probe above is now older than the sweeper's stale_after
 
     store.sweep(0)
     assert uploads(client, s3_bucket) == []
-    assert _objects(client, s3_bucket) == ["final", "legacy", "recorded", "won"]
+    assert _objects(client, s3_bucket) == ["final", companion("final", final_table), "legacy", "recorded", "won"]
     for image, data in [("won", small), ("final", big), ("recorded", big[:5000]), ("legacy", big[:7000])]:
         assert client.get_object(Bucket=s3_bucket, Key=image)["Body"].read() == data  # any S3 client reads it
         assert store.get(image) == data

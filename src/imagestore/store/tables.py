@@ -67,9 +67,14 @@ def refuse_reserved(image_id: str, store: str) -> None:
 
 def save(state: StoreState, image_id: str, table: bytes, descriptor: str) -> bool:
     """Write the companion before ``image_id`` is published; False when an identical one exists
-    already (a concurrent add of the same bytes, or a clone's earlier attempt), which is then shared."""
+    already (a concurrent add of the same bytes, or an earlier attempt killed before its publish),
+    which is then shared."""
     cid = companion(image_id, descriptor)
-    raw = state.call("start upload", lambda: state.driver.open_writer(cid, len(table)), image_id)
+    state.tables.put(descriptor, table)  # this process reads the image without fetching it
+    try:
+        raw = state.call("start upload", lambda: state.driver.open_writer(cid, len(table)), image_id)
+    except AlreadyExists:  # left by an earlier attempt: the name says it holds this very table
+        return False
     writer = GuardedWriter(raw, state.name, image_id)
     try:
         writer.write(memoryview(table))

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import Transient
+from ..store.tables import is_companion
 
 __all__ = [
     "DRIVER_POINTS",
@@ -237,11 +238,15 @@ class Chaos:
     ``log`` lists ``(point, call number, action name)`` in order; ``bytes`` counts
     the bytes through ``write`` and ``read``. ``on_kill`` runs just before a
     :class:`Kill` (the crash harness records where it struck). Thread-safe.
+
+    The store's block tables (companion objects beside its images) pass by the rules and the
+    counters unless ``tables`` is True, so that a rule's call numbers count image calls only.
     """
 
-    def __init__(self, faults: Collection[Fault] = (), *, seed: int = 0) -> None:
+    def __init__(self, faults: Collection[Fault] = (), *, seed: int = 0, tables: bool = False) -> None:
         self.faults: list[Fault] = list(faults)
         self.seed = seed
+        self.tables = tables
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self.calls: Counter[str] = Counter()
@@ -394,8 +399,17 @@ class Chaos:
             self._attached.append((driver, patched))
         return self
 
+    def _passes_by(self, args: tuple[Any, ...]) -> bool:
+        """Whether a driver call is block-table I/O that the rules do not see."""
+        if self.tables or not args:
+            return False
+        name = args[0] if isinstance(args[0], str) else getattr(args[0], "image", None)
+        return isinstance(name, str) and is_companion(name)
+
     def _plain(self, point: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kw: Any) -> Any:
+            if self._passes_by(args):
+                return real(*args, **kw)
             return self.call(point, real, *args, **kw)
 
         return wrapped
@@ -404,6 +418,8 @@ class Chaos:
         point = "open_writer" if proxy is _Writer else "open_reader"
 
         def wrapped(*args: Any, **kw: Any) -> Any:
+            if self._passes_by(args):
+                return real(*args, **kw)
             return proxy(self, self.call(point, real, *args, **kw))
 
         return wrapped

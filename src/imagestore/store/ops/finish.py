@@ -12,6 +12,7 @@ from ...errors import ChecksumMismatch, UnsafeImage
 from ...engine.hashing import INTEGRITY, compare
 from ...location import Location
 from ...engine.pipeline import WriteOutcome
+from ...observe import phase
 from ...results import ImageInfo, encode_metadata
 from .. import tables
 from ..state import StoreState
@@ -59,7 +60,10 @@ def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[
 def tables_first(state: StoreState, image: str, table: bytes | None, descriptor: str | None) -> Iterator[None]:
     """Around a publish: the block table is stored first, and removed again if the publish fails
     (unless the image that took the name records the same table)."""
-    created = table is not None and descriptor is not None and tables.save(state, image, table, descriptor)
+    created = False
+    if table is not None and descriptor is not None:
+        with phase("block_table"):
+            created = tables.save(state, image, table, descriptor)
     try:
         yield
     except BaseException:

@@ -123,15 +123,17 @@ class IntegrityTests(SuiteBase):
             store.add(table, b"x", 1)
         assert store.get(info.location, 2 * MiB - 7, 14) == data[2 * MiB - 7:2 * MiB + 7]
         clone = store.clone(info.location, name=f"{image_id}-c")
-        copy = store.stat(clone.location)
-        assert copy.block_table == info.block_table
-        store.delete(info.location)
-        names = list(store._driver.list_images())
-        assert table not in names and companion(f"{image_id}-c", info.block_table) in names
-        assert store.get(clone.location, MiB - 3, 9) == data[MiB - 3:MiB + 6]  # the clone's own table
+        assert store.stat(clone.location).block_table == info.block_table
+        copied = companion(f"{image_id}-c", info.block_table)
+        assert copied in store._driver.list_images()  # the clone has a table of its own
         assert store.scrub(prefix="imagestore-blocks-").checked == 0  # scrub checks images, not their tables
-        assert (store.scrub(prefix=image_id).checked, store.scrub(prefix=image_id).corrupt) == (1, ())
+        assert (store.scrub(prefix=image_id).checked, store.scrub(prefix=image_id).corrupt) == (2, ())
+        assert store.get(clone.location, MiB - 3, 9) == data[MiB - 3:MiB + 6]
         store.delete(clone.location)
+        names = list(store._driver.list_images())
+        assert copied not in names and table in names
+        assert store.get(info.location, MiB - 3, 9) == data[MiB - 3:MiB + 6]
+        store.delete(info.location)
         assert [n for n in store._driver.list_images() if image_id in n] == []
 
     def test_a_caller_may_expect_the_blake3_digest(self, store: Store, image_id: str) -> None:
