@@ -1,5 +1,6 @@
 """Reading images back: a chunk iterator that resumes broken transfers and verifies checksums
-at the end of the stream, or (a ranged read) each block it touches before any of its bytes leave."""
+at the end of the stream, or (an image with a block table) each block it reads before any of its
+bytes leave."""
 
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ class ImageReader:
     thread while the caller handles the previous chunk, and exactly ``size``
     bytes must arrive.
 
-    With ``blocks`` (a ranged read of an image with a block table) the reader reads the whole
-    blocks around the range instead, checks each against its digest before handing out any of its
-    bytes, and returns only the ``size`` bytes of the range.
+    With ``blocks`` (a read, whole or ranged, of an image with a block table) the reader reads the
+    whole blocks around the range instead, checks each against its digest before handing out any
+    of its bytes, and returns only the ``size`` bytes asked for.
     """
 
     def __init__(
