@@ -254,19 +254,23 @@ class Scrubbed:
     """One image a scrub looked at: ``status`` is ``ok`` (read whole, its digest matched),
     ``corrupt`` (the bytes are not the stored ones, or not as many), ``unverifiable`` (no
     digest nor checksum to check), ``failed`` (the read failed: ``detail`` says why) or
-    ``skipped`` (gone since the listing, or not an image of the store); ``algorithm`` is
-    what it was checked with."""
+    ``skipped`` (gone since the listing, not an image of the store, or written within
+    ``older_than``); ``algorithm`` is what it was checked with. ``backfilled`` names what an
+    ``ok`` image lacked and the scrub recorded, from its verified bytes: ``digest`` (the BLAKE3
+    of the whole image), ``block table`` (its descriptor in the metadata), ``table object``
+    (the companion, when only it was missing or damaged)."""
 
     image: str
     status: str
     size: int | None = None
     algorithm: str | None = None
     detail: str | None = None
+    backfilled: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON line of ``imagestore scrub --json``."""
         return {"image": self.image, "status": self.status, "size": self.size, "algorithm": self.algorithm,
-                "detail": self.detail}
+                "detail": self.detail, "backfilled": list(self.backfilled)}
 
 
 @dataclass(frozen=True)
@@ -280,11 +284,16 @@ class ScrubReport:
     unverifiable: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     last: str | None = None
+    backfilled: tuple[str, ...] = ()
+    """Images that lacked their digest or block table and have them now."""
+    skipped: int = 0
+    """Images not read: gone since the listing, not the store's, or written within ``older_than``."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON summary of ``imagestore scrub --json``."""
         return {"checked": self.checked, "bytes_read": self.bytes_read, "corrupt": list(self.corrupt),
-                "unverifiable": list(self.unverifiable), "failed": list(self.failed), "last": self.last}
+                "unverifiable": list(self.unverifiable), "failed": list(self.failed), "last": self.last,
+                "backfilled": list(self.backfilled), "skipped": self.skipped}
 
 
 @dataclass(frozen=True)

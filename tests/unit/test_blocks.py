@@ -103,8 +103,8 @@ def test_a_table_that_is_not_the_recorded_one_is_refused() -> None:
     name = tables.companion("img", info.block_table)
     assert name.startswith(tables.PREFIX) and name.endswith("-img")
     images = _namespace("blocks-unit-refused").images
-    stored, meta = images[name]
-    images[name] = (bytes([stored[0] ^ 1]) + stored[1:], meta)
+    stored, meta, written = images[name]
+    images[name] = (bytes([stored[0] ^ 1]) + stored[1:], meta, written)
     fresh = _store("blocks-unit-refused")
     with pytest.raises(ChecksumMismatch) as err:
         fresh.get(info.location, 10, 10)

@@ -195,3 +195,29 @@ def test_scrub_command_reports_a_corrupt_image_and_exits_1(config: Path, tmp_pat
     assert code == 1 and "rotten: corrupt" in out and "checked 1 images" in out
     code, _, err = run(capsys, "--json", "scrub", "--rate", "0")
     assert code == 2 and "--rate" in err
+
+
+def test_scrub_command_backfills_unless_told_not_to(config: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "disk.raw"
+    src.write_bytes(os.urandom(2 * 1024 * 1024 + 3))
+    assert run(capsys, "add", "img", str(src))[0] == 0
+    root = tmp_path / "a"
+    for key in os.listxattr(root / "img"):  # as an earlier version stored it: no digest, no table
+        if key.startswith("user.imagestore.integrity."):
+            os.removexattr(root / "img", key)
+    for name in os.listdir(root):
+        if name.startswith("imagestore-blocks-"):
+            os.unlink(root / name)
+    code, out, _ = run(capsys, "--json", "scrub", "--no-backfill")
+    report = json.loads(out)
+    assert code == 0 and report["backfilled"] == [] and report["checked"] == 1
+    assert report["images"][0]["detail"] == "lacks its digest and block table, not recorded: backfill is off"
+    code, out, _ = run(capsys, "scrub", "--older-than", "1h")
+    assert code == 0 and "checked 0 images (0 bytes)" in out and "1 skipped" in out
+    code, out, _ = run(capsys, "scrub")
+    assert code == 0 and "img: recorded its digest and block table" in out and "1 backfilled" in out
+    code, out, _ = run(capsys, "--json", "stat", "img")
+    assert json.loads(out)["integrity"] == blake3.blake3(src.read_bytes()).hexdigest()
+    code, _, err = run(capsys, "scrub", "--older-than", "soon")
+    assert code == 2 and "--older-than" in err

@@ -69,12 +69,12 @@ def test_an_image_stored_without_a_blake3_digest_is_verified_with_its_strongest_
     data = os.urandom(100_000)
     info = store.add("old", data)
     images = _namespace(f"legacy-{os.getpid()}").images
-    stored, meta = images["old"]
+    stored, meta, written = images["old"]
     meta = {k: v for k, v in meta.items() if not k.startswith("integrity.")}
-    images["old"] = (stored, meta)
+    images["old"] = (stored, meta, written)
     assert store.stat(info.location).integrity is None
     assert store.get(info.location) == data
-    images["old"] = (b"X" + stored[1:], meta)
+    images["old"] = (b"X" + stored[1:], meta, written)
     with pytest.raises(ChecksumMismatch) as err:
         store.get(info.location)
     assert err.value.algorithm == "sha512"

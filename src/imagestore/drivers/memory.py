@@ -7,6 +7,7 @@ two stores), which lets tests exercise same-backend clones (mode ``server_copy``
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -24,7 +25,8 @@ __all__ = ["MemoryDriver"]
 @dataclass
 class _Namespace:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    images: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+    images: dict[str, tuple[bytes, dict[str, str], float]] = field(default_factory=dict)
+    """id -> (bytes, metadata, when written)"""
 
 
 _NAMESPACES: dict[str, _Namespace] = {}
@@ -84,7 +86,7 @@ class MemoryDriver(Driver):
         self._ns = _namespace(namespace) if namespace else _Namespace()
         self.read_only = read_only
         self._caps = Capabilities(write=not read_only, server_copy=True, persistent=False,
-                                  max_object_size=max_object_size)
+                                  metadata_update=not read_only, max_object_size=max_object_size)
 
     def open(self, context: DriverContext) -> Capabilities:
         return self._caps
@@ -102,9 +104,9 @@ class MemoryDriver(Driver):
         with self._ns.lock:
             if image_id in self._ns.images:
                 raise AlreadyExists("an image with this id exists", store=self.name, image=image_id)
-            self._ns.images[image_id] = (data, metadata)
+            self._ns.images[image_id] = (data, metadata, time.time())
 
-    def _get(self, location: Location) -> tuple[bytes, dict[str, str]]:
+    def _get(self, location: Location) -> tuple[bytes, dict[str, str], float]:
         with self._ns.lock:
             found = self._ns.images.get(location.image)
         if found is None:
@@ -120,7 +122,7 @@ class MemoryDriver(Driver):
         return _MemoryWriter(self, image_id)
 
     def open_reader(self, location: Location, offset: int, length: int) -> _MemoryReader:
-        data, _ = self._get(location)
+        data, _, _ = self._get(location)
         return _MemoryReader(data, offset, length)
 
     def list_images(self) -> list[str]:
@@ -128,8 +130,18 @@ class MemoryDriver(Driver):
             return list(self._ns.images)
 
     def stat(self, location: Location) -> Stored:
-        data, meta = self._get(location)
-        return Stored(len(data), dict(meta))
+        data, meta, written = self._get(location)
+        return Stored(len(data), dict(meta), written=written)
+
+    def update_metadata(self, location: Location, changes: Mapping[str, str]) -> None:
+        if self.read_only:
+            raise PermissionDenied("this memory store is read-only", store=self.name, image=location.image)
+        with self._ns.lock:
+            found = self._ns.images.get(location.image)
+            if found is None:
+                raise NotFound("no such image", store=self.name, image=location.image)
+            data, meta, written = found
+            self._ns.images[location.image] = (data, {**meta, **changes}, written)
 
     def delete(self, location: Location) -> DeleteOutcome:
         if self.read_only:
@@ -148,7 +160,7 @@ class MemoryDriver(Driver):
         return ClonePlan(None, "target is not in the same memory namespace")
 
     def clone(self, location: Location, target: Driver, request: CloneRequest) -> Location:
-        data, _ = self._get(location)
+        data, _, _ = self._get(location)
         if not isinstance(target, MemoryDriver):
             raise NotFound("the clone target is not a memory store", store=target.name)
         target._publish(request.name, data, dict(request.metadata))

@@ -34,6 +34,9 @@ class Capabilities:
     """Images survive the process (False for the memory driver)."""
     adopt: bool = False
     """``Store.adopt`` registers bits a consumer wrote straight into the backend (RBD, file)."""
+    metadata_update: bool = False
+    """The driver changes a published image's metadata in place (``Driver.update_metadata``):
+    ``scrub`` records the digest and block table of an image stored without them."""
     max_object_size: int | None = None
     """The largest image the backend can hold, in bytes."""
 

@@ -82,12 +82,15 @@ class Stored:
 
     ``version`` changes whenever the bytes could have (RBD: image and snapshot id;
     file: inode and change time) and is None when the driver cannot tell; the
-    facade remembers source verifications by it.
+    facade remembers source verifications by it. ``written`` is when the image was
+    written (Unix time: file mtime, RBD create time, S3/Swift last modified), None
+    when the backend does not say; ``scrub(older_than=)`` reads it.
     """
 
     size: int
     metadata: Mapping[str, str]
     version: str | None = None
+    written: float | None = None
 
 
 @dataclass(frozen=True)

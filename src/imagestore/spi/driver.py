@@ -119,6 +119,11 @@ class Driver(ABC):
         raise Unsupported(f"driver {self.scheme!r} cannot adopt images written outside imagestore",
                           store=self.name)
 
+    def update_metadata(self, location: Location, changes: Mapping[str, str]) -> None:
+        """Set these metadata keys of a published image (the others stay); its bytes are untouched.
+        Only drivers that claim ``Capabilities.metadata_update`` implement it; NotFound if absent."""
+        raise Unsupported(f"driver {self.scheme!r} cannot change an image's metadata", store=self.name)
+
     def list_images(self) -> Iterable[str]:
         """The ids of the store's published images, in any order, without temporaries, segments
         or anything else of its own; ``scrub`` walks them. Unsupported where the backend cannot list."""

@@ -308,13 +308,18 @@ class Store:
 
     @_observed("scrub", size=lambda report: report.bytes_read)
     def scrub(self, *, prefix: str = "", start_after: str | None = None, rate: float | None = None,
+              older_than: float | None = None, backfill: bool = True,
               on_image: Callable[[Scrubbed], None] | None = None) -> ScrubReport:
         """Read every image of the store whose id starts with ``prefix`` back (in id order, after
-        ``start_after``) and check it
-        against its BLAKE3 digest, else its strongest checksum, reading at most ``rate`` bytes a
-        second; ``on_image`` gets each image's :class:`Scrubbed`. Corrupt images are reported and
-        logged, never deleted; a driver that cannot list its images raises Unsupported."""
-        return scrub.scrub(self._state, prefix=prefix, start_after=start_after, rate=rate, on_image=on_image)
+        ``start_after``) and check it against its BLAKE3 digest, else its strongest checksum,
+        reading at most ``rate`` bytes a second; ``older_than`` (seconds) passes over images
+        written since. ``on_image`` gets each image's :class:`Scrubbed`. Corrupt images are
+        reported and logged, never deleted. With ``backfill`` (the default), an image that lacks
+        its digest or block table (stored by an earlier version) and reads verified gets them,
+        as does one whose table object is missing or damaged. A driver that cannot list its
+        images raises Unsupported."""
+        return scrub.scrub(self._state, prefix=prefix, start_after=start_after, rate=rate, older_than=older_than,
+                           backfill=backfill, on_image=on_image)
 
     def close(self) -> None:
         """Release the driver's connections."""

@@ -24,7 +24,7 @@ from ..results import ImageInfo, decode_metadata
 from .guard import GuardedWriter
 from .state import StoreState
 
-__all__ = ["PREFIX", "block_size", "companion", "describe", "drop", "entries", "is_companion", "load",
+__all__ = ["PREFIX", "block_size", "companion", "describe", "drop", "entries", "exists", "is_companion", "load",
            "refuse_reserved", "release", "save", "sweep_orphans"]
 
 log = logging.getLogger("imagestore")
@@ -98,6 +98,16 @@ def drop(state: StoreState, image_id: str, descriptor: str) -> None:
     except ImageStoreError as exc:
         log.warning("store %s: removing the block table of %s failed (%s); sweep() removes it", state.name,
                     image_id, exc)
+
+
+def exists(state: StoreState, image_id: str, descriptor: str) -> bool:
+    """Whether the companion of ``image_id`` holding the table ``descriptor`` is there."""
+    cloc = state.driver.location_for(companion(image_id, descriptor))
+    try:
+        state.call("stat", lambda: state.driver.stat(cloc), image_id)
+    except NotFound:
+        return False
+    return True
 
 
 def release(state: StoreState, image_id: str, descriptor: str) -> None:

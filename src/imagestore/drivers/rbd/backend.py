@@ -143,6 +143,7 @@ class RbdDriver(Driver):
             deferred_delete=self.clone_v2,
             persistent=True,
             adopt=True,
+            metadata_update=True,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -219,8 +220,17 @@ class RbdDriver(Driver):
             meta = img.metadata_list()
             snap_ids = [sid for sid, sname, _ in img.snap_list() if sname == snap]
             version = f"{img.image_id()}@{snap_ids[0]}" if snap_ids else None
+            written = img.create_timestamp()
         plen = len(META_PREFIX)
-        return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)}, version)
+        return Stored(size, {k[plen:]: v for k, v in meta.items() if k.startswith(META_PREFIX)}, version,
+                      written)
+
+    def update_metadata(self, location: Location, changes: Mapping[str, str]) -> None:
+        """Set image-meta keys on the image (its head: metadata is the image's, not a snapshot's)."""
+        pool, name, _ = self._resolve(location)
+        with self.cluster.open(pool, name) as img:
+            for key, value in changes.items():
+                img.metadata_set(META_PREFIX + key, value)
 
     def list_images(self) -> list[str]:
         """The pool's images but this store's temporaries (the trash is not listed); an image of

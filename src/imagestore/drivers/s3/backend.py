@@ -325,6 +325,7 @@ class S3Driver(Driver):
             unknown_size=True,
             deferred_delete=False,
             persistent=True,
+            metadata_update=writable,
             max_object_size=MAX_OBJECT,
         )
 
@@ -522,15 +523,16 @@ class S3Driver(Driver):
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         etag = str(head.get("ETag", "")).strip('"')
         size = int(head.get("ContentLength", 0))
+        modified = head["LastModified"].timestamp() if head.get("LastModified") is not None else None
         mark = meta.get(MARK)
         carried = meta_from_headers(meta)
         if mark == INLINE and meta.get(TOKEN) and carried is not None:
-            return Resolved("inline", key, key, size, carried, etag, meta[TOKEN])
+            return Resolved("inline", key, key, size, carried, etag, meta[TOKEN], modified)
         if mark == RECORD and meta.get(TOKEN):
             token = meta[TOKEN]
             if carried is not None and (meta.get(SIZE) or "").isdigit():
                 return Resolved("record", key, self.layout.data_key(image_id, token), int(meta[SIZE]), carried,
-                                etag, token)
+                                etag, token, modified)
             body = self.client.call("get_object", "read the image record", image_id, Bucket=self.bucket,
                                     Key=key, IfMatch=head.get("ETag", "*"))["Body"]
             try:
@@ -541,7 +543,7 @@ class S3Driver(Driver):
             return Resolved("record", key, self.layout.data_key(image_id, doc["token"]), doc["size"],
                             {str(k): str(v) for k, v in doc["metadata"].items()}, etag, doc["token"])
         # written by someone else (glance_store): the object is the image
-        return Resolved("plain", key, key, size, meta, etag, None)
+        return Resolved("plain", key, key, size, meta, etag, None, modified)
 
     def _resolved(self, key: str, image_id: str) -> Resolved:
         """What a stat of the last few seconds found at ``key``, else a fresh :meth:`resolve`."""
@@ -605,7 +607,30 @@ class S3Driver(Driver):
     def stat(self, location: Location) -> Stored:
         """Size and metadata from one HEAD; the version is the object's ETag."""
         found = self.resolve_location(location)
-        return Stored(found.size, found.metadata, f"{found.kind}:{found.etag}")
+        return Stored(found.size, found.metadata, f"{found.kind}:{found.etag}", found.modified)
+
+    def update_metadata(self, location: Location, changes: Mapping[str, str]) -> None:
+        """Copy the image onto itself with the new metadata (S3 cannot change an object's metadata
+        in place), pinned to the ETag just read: a server-side copy, multipart above 5 GiB."""
+        found = self.resolve_location(location)
+        if found.kind != "inline":
+            why = ("its add is still finishing or its metadata passes S3's 2 KiB (a record; `imagestore sweep` "
+                   "finishes it)" if found.kind == "record" else "it was not written by imagestore")
+            raise Unsupported(f"the image's metadata cannot be changed: {why}", store=self.name,
+                              image=location.image)
+        headers = inline_headers(str(found.token), {**found.metadata, **changes})
+        if headers is None:
+            raise Unsupported("the image's metadata would pass S3's 2 KiB of user metadata", store=self.name,
+                              image=location.image)
+        self._forget(found.key)
+        try:
+            copy_object(self, location.image, {"Bucket": self.bucket, "Key": found.key}, found.size, found.key,
+                        headers, part_size=MAX_PART, pin={"CopySourceIfMatch": found.etag})
+        except PreconditionFailed:
+            raise BackendError("the image was replaced while its metadata was being changed; nothing was changed",
+                               store=self.name, image=location.image) from None
+        finally:
+            self._forget(found.key)
 
     def delete(self, location: Location) -> DeleteOutcome:
         """Delete the image (a record first, so the image is gone at once, then its data)."""

@@ -118,6 +118,8 @@ class Resolved:
     etag: str
     token: str | None
     """The upload token (inline and record), None for a plain object."""
+    modified: float | None = None
+    """The object's LastModified (Unix time), as the HEAD said."""
 
 
 def _meta_header(own: Mapping[str, str], metadata: Mapping[str, str]) -> dict[str, str] | None:

@@ -286,6 +286,7 @@ class SwiftDriver(Driver):
             unknown_size=True,
             deferred_delete=False,
             persistent=True,
+            metadata_update=True,
             max_object_size=self.max_object_size(),
         )
 
@@ -475,8 +476,30 @@ class SwiftDriver(Driver):
         place, obj = self._resolve(location)
         resp = self.head(place, obj)
         size = int(resp.headers.get("Content-Length", "0"))
-        version = f"{resp.headers.get('X-Timestamp', '')}:{resp.headers.get('Etag', '').strip(chr(34))}"
-        return Stored(size, self.read_meta(resp.headers), version)
+        stamp = resp.headers.get("X-Timestamp", "")
+        version = f"{stamp}:{resp.headers.get('Etag', '').strip(chr(34))}"
+        try:
+            written: float | None = float(stamp)
+        except ValueError:
+            written = None
+        return Stored(size, self.read_meta(resp.headers), version, written)
+
+    def update_metadata(self, location: Location, changes: Mapping[str, str]) -> None:
+        """POST the object's metadata: a POST replaces all of it, so every metadata header the
+        HEAD gave is sent again (a DLO's manifest header too), with the changed keys."""
+        place, obj = self._resolve(location)
+        resp = self.head(place, obj, newest=True)
+        keep = {k: v for k, v in resp.headers.items()
+                if k.lower().startswith("x-object-meta-") or k.lower() == "x-object-manifest"}
+        sent = {**{k.lower(): v for k, v in keep.items()},
+                **{k.lower(): v for k, v in self.meta_headers(changes).items()}}
+        done = self.http.request("POST", quote_path(place.container, obj), op=f"POST metadata of {obj!r}",
+                                 headers=sent)
+        done.close()
+        if done.status_code == 404:
+            raise NotFound("no such image", store=self.name, image=obj)
+        if done.status_code // 100 != 2:
+            raise self.http.error(done, f"POST metadata of {obj!r}", image=obj)
 
     def layout(self, place: Place, obj: str) -> tuple[int, list[Piece], bool]:
         """The image's size, the objects that hold its bytes in order, and whether it is plain."""

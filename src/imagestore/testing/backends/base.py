@@ -33,7 +33,7 @@ SERVER_LIMIT = "a limit set by the server's configuration"
 """A declared ``max_object_size`` whose value the server decides (Swift: its /info): some positive int."""
 
 CAPABILITIES = ("write", "range_read", "cow_clone", "server_copy", "direct_access", "presign", "atomic_create",
-                "unknown_size", "deferred_delete", "persistent", "adopt", "max_object_size")
+                "unknown_size", "deferred_delete", "persistent", "adopt", "metadata_update", "max_object_size")
 """Every field of :class:`imagestore.Capabilities` a backend declares."""
 
 

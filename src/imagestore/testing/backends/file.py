@@ -28,7 +28,8 @@ class FileBackend(Backend):
         self.native_clone_mode = "cow" if reflink else "server_copy"
         self.capabilities = {"write": True, "range_read": True, "cow_clone": reflink, "server_copy": True,
                              "direct_access": True, "presign": False, "atomic_create": True, "unknown_size": True,
-                             "deferred_delete": False, "persistent": True, "adopt": True, "max_object_size": None}
+                             "deferred_delete": False, "persistent": True, "adopt": True, "metadata_update": True,
+                             "max_object_size": None}
 
     def root(self, store: str) -> Path:
         return self.base / store

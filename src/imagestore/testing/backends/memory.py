@@ -21,7 +21,8 @@ class MemoryBackend(Backend):
     native_clone_mode = "server_copy"
     capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
                     "direct_access": False, "presign": False, "atomic_create": True, "unknown_size": True,
-                    "deferred_delete": False, "persistent": False, "adopt": False, "max_object_size": None}
+                    "deferred_delete": False, "persistent": False, "adopt": False, "metadata_update": True,
+                    "max_object_size": None}
 
     def __init__(self, namespace: str | None = None) -> None:
         self.namespace = namespace or f"ns-{uuid.uuid4().hex[:8]}"
@@ -32,8 +33,8 @@ class MemoryBackend(Backend):
     def corrupt(self, location: Location, offset: int) -> None:
         """Replace the image's bytes in the process-wide namespace (what the driver reads)."""
         images = _namespace(self.namespace).images
-        data, meta = images[location.image]
-        images[location.image] = (flipped(data, offset), meta)
+        data, meta, written = images[location.image]
+        images[location.image] = (flipped(data, offset), meta, written)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "namespace": self.namespace}

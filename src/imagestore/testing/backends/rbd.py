@@ -53,7 +53,7 @@ class RbdBackend(Backend):
         self._fsid = fsid
         self.capabilities = {"write": True, "range_read": True, "cow_clone": True, "server_copy": False,
                              "direct_access": True, "presign": False, "atomic_create": True, "unknown_size": True,
-                             "deferred_delete": clone_v2, "persistent": True, "adopt": True,
+                             "deferred_delete": clone_v2, "persistent": True, "adopt": True, "metadata_update": True,
                              "max_object_size": None}
         self._before = set(self._temps())  # a killed writer's temporaries of earlier runs are not ours
 

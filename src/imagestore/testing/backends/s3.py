@@ -73,7 +73,8 @@ class S3Backend(Backend):
     # moto and radosgw honour a conditional PutObject (atomic_create probed true); S3's 5 TiB object limit
     capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
                     "direct_access": True, "presign": True, "atomic_create": True, "unknown_size": True,
-                    "deferred_delete": False, "persistent": True, "adopt": False, "max_object_size": 5 * TiB}
+                    "deferred_delete": False, "persistent": True, "adopt": False, "metadata_update": True,
+                    "max_object_size": 5 * TiB}
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, *, base: str, region: str = "us-east-1",
                  label: str = "s3") -> None:

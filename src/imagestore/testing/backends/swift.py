@@ -77,7 +77,8 @@ class SwiftBackend(Backend):
         self.capabilities = {"write": True, "range_read": True, "cow_clone": False, "server_copy": True,
                              "direct_access": temp_url_key is not None, "presign": temp_url_key is not None,
                              "atomic_create": True, "unknown_size": True, "deferred_delete": False,
-                             "persistent": True, "adopt": False, "max_object_size": SERVER_LIMIT}
+                             "persistent": True, "adopt": False, "metadata_update": True,
+                             "max_object_size": SERVER_LIMIT}
 
     @property
     def sweep_wait(self) -> float:  # type: ignore[override]

@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("imagestore.testing.conformance needs pytest: pip install 'imagestore[testing]'") from exc
 
 from .add import AddTests
+from .backfill import BackfillTests
 from .base import MiB, SuiteBase, assert_expires, qemu_img
 from .capabilities import CapabilityTests
 from .clone import CloneTests
@@ -45,11 +46,12 @@ from .read import ReadTests
 from .readonly import ReadOnlySuite
 from .sweep import SweepTests
 
-__all__ = ["AddTests", "CapabilityTests", "CloneTests", "ConformanceSuite", "ConsumerTests", "DeleteTests",
+__all__ = ["AddTests", "BackfillTests", "CapabilityTests", "CloneTests", "ConformanceSuite", "ConsumerTests", "DeleteTests",
            "ErrorTests", "FormatTests", "IntegrityTests", "LocateTests", "MiB", "PublishTests", "ReadOnlySuite",
            "ReadTests", "ScrubTests", "SuiteBase", "SweepTests", "assert_expires", "qemu_img"]
 
 
-class ConformanceSuite(ConsumerTests, AddTests, ReadTests, IntegrityTests, ScrubTests, PublishTests, SweepTests,
+class ConformanceSuite(ConsumerTests, AddTests, ReadTests, IntegrityTests, ScrubTests, BackfillTests, PublishTests,
+                       SweepTests,
                        DeleteTests, CloneTests, LocateTests, FormatTests, ErrorTests, CapabilityTests):
     """Behaviour every store must have; a driver's test class provides the ``backend`` fixture."""
