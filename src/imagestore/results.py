@@ -64,6 +64,9 @@ class CloneRefusal(enum.StrEnum):
     NOT_CLAIMED = "not_claimed", "the store does not claim that clone mode"
     NO_NATIVE_CLONE = "no_native_clone", "the driver has no native clone between these stores"
     MODE_UNAVAILABLE = "mode_unavailable", "the asked mode is not available (another one is)"
+    NOT_CONVERTIBLE = ("not_convertible",
+                       "the image cannot be converted to raw (its format, or no qemu-img on this host)")
+    NO_CHECKSUM = "no_checksum", "the image records no digest or checksum to verify it by before a conversion"
 
 
 CLONE_REASONS: Mapping[str, str] = MappingProxyType({r.value: r.description for r in CloneRefusal})
@@ -143,10 +146,16 @@ class CloneResult:
     location: Location
     mode: CloneMode
     depth: int = 0
+    converted: bool = False
+    """This clone converted its source to raw (``format="raw"``): into a new base, or into the
+    clone itself where the target cannot clone copy-on-write."""
+    base: Location | None = None
+    """The raw base the clone was made from (``format="raw"`` into a copy-on-write store)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form printed by ``imagestore clone --json``."""
-        return {"location": str(self.location), "mode": self.mode, "depth": self.depth}
+        return {"location": str(self.location), "mode": self.mode, "depth": self.depth, "converted": self.converted,
+                "base": None if self.base is None else str(self.base)}
 
 
 @dataclass(frozen=True)

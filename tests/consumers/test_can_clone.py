@@ -34,7 +34,9 @@ def test_rbd_reasons(ceph_v1: CephCluster, ceph_v2: CephCluster, opened: Opened,
     # Nova and Cinder: "rbd image clone requires image format to be 'raw'"
     strict = opened({**ceph_v1.spec("vms"), "cow_requires_raw": True}, "strict")
     qcow = images.add(image_id + "-q", qcow2_plain)
-    check = images.can_clone(qcow.location, strict)
+    check = images.can_clone(qcow.location, strict)  # auto: converted once into a raw base, then cloned
+    assert (check.mode, check.code) == ("cow", None) and "convert qcow2 to raw" in check.reason
+    check = images.can_clone(qcow.location, strict, mode="stream")
     assert check.mode == "stream" and check.code == "format_not_raw" and "qcow2" in check.reason
     assert not images.can_clone(qcow.location, strict, mode="cow").possible
     with pytest.raises(UnsafeImage):

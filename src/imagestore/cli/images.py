@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
     c.add_argument("--name", help="name of the clone (default: the source's id)")
     c.add_argument("--mode", default="auto", choices=["auto", "cow", "server_copy", "stream"])
     c.add_argument("--size", type=int, help="grow the clone to this size (cow only)")
+    c.add_argument("--format", choices=["raw"], default=None,
+                   help="a raw clone: convert a qcow2/vmdk/vhdx/vdi/vhd image once into a raw base in the "
+                        "target store, then clone that base copy-on-write")
 
 
 def _human_info(d: dict[str, Any]) -> str:
@@ -119,11 +122,12 @@ def cmd_clone(ctx: Context) -> None:
     target = ctx.store(a.to) if a.to else store
     bar, done = ctx.progress(f"clone {loc.image}")
     try:
-        result = store.clone(loc, target, name=a.name, mode=a.mode, size=a.size, progress=bar)
+        result = store.clone(loc, target, name=a.name, mode=a.mode, size=a.size, progress=bar, format=a.format)
     finally:
         done()
     d = result.to_dict()
-    emit(ctx, d, f"{d['location']} ({d['mode']})")
+    how = d["mode"] + (", converted" if d["converted"] else "") + (f", from base {d['base']}" if d["base"] else "")
+    emit(ctx, d, f"{d['location']} ({how})")
 
 
 COMMANDS: dict[str, Handler] = {

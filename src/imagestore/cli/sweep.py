@@ -30,7 +30,7 @@ def cmd_sweep(ctx: Context) -> None:
         store = ctx.store(name)
         if not store.capabilities.write:
             continue
-        report = store.sweep(age)
+        report = store.sweep(age, sources=ctx.stores)
         out["stores"][name] = report.to_dict()
         out["removed"] += report.removed
         out["bytes_freed"] += report.bytes_freed

@@ -246,14 +246,15 @@ class Store:
 
     # ------------------------------------------------------------ clone / replicate
     def can_clone(self, location: Location | str, to: Store | None = None,
-                  mode: CloneModeArg = "auto") -> CloneCheck:
-        """Whether ``clone(location, to, mode=mode)`` would work, in which mode, and why."""
-        return clone.can_clone(self._state, location, _state_of(to), mode)
+                  mode: CloneModeArg = "auto", format: str | None = None) -> CloneCheck:
+        """Whether ``clone(location, to, mode=mode, format=format)`` would work, in which mode, and
+        why (a raw clone's reason says whether it converts now or clones an existing base)."""
+        return clone.can_clone(self._state, location, _state_of(to), mode, format)
 
     @_observed("clone", final=lambda r: f"clone_{r.mode}")
     def clone(self, location: Location | str, to: Store | None = None, *, name: str | None = None,
               mode: CloneModeArg = "auto", size: int | None = None, verify_source: bool = False,
-              progress: Progress | None = None) -> CloneResult:
+              progress: Progress | None = None, format: str | None = None) -> CloneResult:
         """Copy an image into ``to`` (default: this store) as ``name`` (default: same id).
 
         ``mode="auto"`` picks the cheapest mode that works: ``cow`` (RBD clone,
@@ -264,9 +265,16 @@ class Store:
         ``verify_source`` first checks the source's bytes against its checksum
         (once per immutable version, see :meth:`verify_source`); a stream is
         verified anyway. The result's ``depth`` is the clone's parent chain length.
+
+        ``format="raw"`` makes a raw clone of a qcow2, vmdk, vhdx, vdi or vhd image: into a
+        store that clones copy-on-write, the source is converted once into a raw base there
+        (verified and inspected first; named by the source's digest) and every clone is a
+        copy-on-write clone of that base (``CloneResult.converted``, ``.base``); elsewhere each
+        clone is a converted copy. ``mode="auto"`` does so by itself into a store with
+        ``cow_requires_raw``.
         """
         return clone.clone(self._state, location, _state_of(to), name=name, mode=mode, size=size,
-                           verify_source_first=verify_source, progress=progress)
+                           verify_source_first=verify_source, progress=progress, format=format)
 
     def depth(self, location: Location | str) -> int:
         """How many ancestors the image's data depends on: 0 for an independent image, 1 for
@@ -301,10 +309,18 @@ class Store:
 
     # ------------------------------------------------------------ lifecycle
     @_observed("sweep")
-    def sweep(self, older_than: float | None = None, *, deadline: float | None = None) -> SweepReport:
+    def sweep(self, older_than: float | None = None, *, deadline: float | None = None,
+              sources: Mapping[str, Store] | None = None) -> SweepReport:
         """Remove temporaries of dead writers older than ``older_than`` seconds (default: the
-        store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes."""
-        return sweep.sweep(self._state, older_than, deadline=deadline)
+        store's ``sweep_older_than``); never one of a live writer. Returns counts and bytes.
+        Without ``deadline``, also block tables whose image is gone and raw bases whose source
+        image is gone: a source in another store is looked up in ``sources`` (a
+        :class:`Stores`, opened only for the stores the bases name; a base whose source store
+        is not there stays)."""
+        def resolve(name: str) -> StoreState | None:
+            return sources[name]._state if sources is not None and name in sources else None
+
+        return sweep.sweep(self._state, older_than, deadline=deadline, sources=resolve)
 
     @_observed("scrub", size=lambda report: report.bytes_read)
     def scrub(self, *, prefix: str = "", start_after: str | None = None, rate: float | None = None,

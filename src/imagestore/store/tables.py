@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from ..errors import (AlreadyExists, BackendError, ChecksumMismatch, ImageStoreError, InvalidArgument,
+from ..errors import (AlreadyExists, BackendError, ChecksumMismatch, ImageStoreError,
                       InvalidLocation, NotFound)
 from ..engine.hashing import BLOCK_ENTRY, BLOCK_SIZE, INTEGRITY, new_hash
 from ..location import Location, validate_image_id
@@ -25,12 +25,12 @@ from .guard import GuardedWriter
 from .state import StoreState
 
 __all__ = ["PREFIX", "block_size", "companion", "describe", "drop", "entries", "exists", "is_companion", "load",
-           "refuse_reserved", "release", "save", "sweep_orphans"]
+           "release", "save", "sweep_orphans"]
 
 log = logging.getLogger("imagestore")
 
 PREFIX = "imagestore-blocks-"
-"""Image ids starting with this name block tables; ``add``, ``clone`` and ``adopt`` refuse them."""
+"""Image ids starting with this name are block tables (reserved: see :mod:`.reserved`)."""
 _OWNER_KEY = "integrity.blocks-of"
 _WRITTEN_KEY = "integrity.blocks-written"
 
@@ -56,13 +56,6 @@ def companion(image_id: str, descriptor: str) -> str:
 def is_companion(image_id: str) -> bool:
     """Whether an id listed in a store names a block table rather than an image."""
     return image_id.startswith(PREFIX)
-
-
-def refuse_reserved(image_id: str, store: str) -> None:
-    """InvalidArgument for an image id in the block tables' namespace."""
-    if is_companion(image_id):
-        raise InvalidArgument(f"image ids starting with {PREFIX!r} are reserved for block tables", store=store,
-                              image=image_id)
 
 
 def save(state: StoreState, image_id: str, table: bytes, descriptor: str) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from ...errors import AlreadyExists, NotFound
 from ...location import Location
 from ...spi.parts import ChunkedUploader, PartSizes, Pending, done
+from ...spi.zeros import is_zero
 from .aio import AioPending
 from .core import META_PREFIX, RbdStore, publish, remove_fully, tmp_name
 from .lib import Image
@@ -41,7 +42,7 @@ class RbdWriter:
         if end > self._cap:  # unknown (or exceeded) size: grow by doubling, trimmed at commit
             self._cap = max(end, self._cap * 2, 64 << 20)
             img.resize(self._cap)
-        if _is_zero(data):
+        if is_zero(data):
             return done(0)  # a fresh image reads zeros there already
         return AioPending(img.aio_write(offset, data, len(data)), "rbd_aio_write", self._d.name, self._id)  # type: ignore[arg-type]
 
@@ -98,15 +99,3 @@ class RbdWriter:
         except NotFound:
             pass
 
-
-_ZERO = memoryview(b"")  # one shared zero buffer, as long as the longest part seen (<= 32 MiB)
-
-
-def _is_zero(data: memoryview) -> bool:
-    """Whether ``data`` is all zero bytes; compared with a slice of the one zero buffer, so
-    parts of many different lengths keep no more than one part's worth of zeros alive."""
-    global _ZERO
-    zero = _ZERO
-    if len(zero) < len(data):
-        zero = _ZERO = memoryview(bytes(len(data)))
-    return data == zero[: len(data)]

@@ -15,13 +15,13 @@ from ...engine.progress import Progress
 from ...observe import phase
 from ...results import ImageInfo
 from ..args import with_algorithms
-from .. import tables
+from .. import reserved
 from ..guard import GuardedWriter
 from ..state import StoreState
 from .finish import finish
 from .sweep import auto_sweep
 
-__all__ = ["add"]
+__all__ = ["add", "store_stream"]
 
 
 def add(state: StoreState, image_id: str, data: Source, size: int | None = None, *, format: str | None = None,
@@ -29,7 +29,7 @@ def add(state: StoreState, image_id: str, data: Source, size: int | None = None,
         progress: Progress | None = None) -> ImageInfo:
     """Store ``data`` as ``image_id`` (see :meth:`imagestore.Store.add`); nothing remains on error."""
     validate_image_id(image_id)
-    tables.refuse_reserved(image_id, state.name)
+    reserved.refuse(image_id, state.name)
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=state.name,
                               image=image_id)
@@ -42,12 +42,21 @@ def add(state: StoreState, image_id: str, data: Source, size: int | None = None,
         limit.check(size, "declared size", store=state.name, image=image_id)
     elif not state.caps.unknown_size:
         raise Unsupported("this store needs the size of an upload in advance", store=state.name, image=image_id)
+    return store_stream(state, image_id, data, size, settings, limit, format=format, expected=expected,
+                        progress=progress)
+
+
+def store_stream(state: StoreState, image_id: str, data: Source, size: int | None, settings: StoreSettings,
+                 limit: Limit, *, format: str | None, expected: Mapping[str, str] | None = None,
+                 progress: Progress | None = None, extra: Mapping[str, str] | None = None) -> ImageInfo:
+    """An add whose arguments are checked: an upload slot, the free-space check, then the upload;
+    ``extra`` metadata is stored beside the image's own (a raw base records its source)."""
     with state.gate.slot(store=state.name, image=image_id):
         if size:
             _check_free_space(state, size, image_id)
         auto_sweep(state)
         return _write(state, image_id, data, size, settings, limit, format=format, expected=expected,
-                      progress=progress)
+                      progress=progress, extra=extra)
 
 
 def _check_free_space(state: StoreState, size: int, image: str) -> None:
@@ -60,7 +69,7 @@ def _check_free_space(state: StoreState, size: int, image: str) -> None:
 
 def _write(state: StoreState, image_id: str, data: Source, size: int | None, settings: StoreSettings,
            limit: Limit, *, format: str | None, expected: Mapping[str, str] | None,
-           progress: Progress | None) -> ImageInfo:
+           progress: Progress | None, extra: Mapping[str, str] | None) -> ImageInfo:
     """The upload itself: one pass through the pipeline into the writer, then finish and publish."""
     with phase("open_writer"):
         raw = state.call("start upload", lambda: state.driver.open_writer(image_id, size), image_id)
@@ -79,7 +88,7 @@ def _write(state: StoreState, image_id: str, data: Source, size: int | None, set
                 return writer.commit(meta)
 
         return finish(state, outcome, publish, image=image_id, settings=settings, format=format,
-                      expected=expected, verb="added")
+                      expected=expected, verb="added", extra=extra)
     except BaseException:
         writer.abort()
         raise

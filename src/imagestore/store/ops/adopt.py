@@ -16,7 +16,7 @@ from ...engine.progress import Progress
 from ...engine.reader import ImageReader
 from ...results import ImageInfo
 from ..args import with_algorithms
-from .. import tables
+from .. import reserved
 from ..state import StoreState
 from .finish import finish
 
@@ -85,5 +85,5 @@ def _native_location(state: StoreState, ref: Location | str) -> Location:
         ref = Location.from_glance("file://" + ref)
     loc = state.location(ref)
     validate_image_id(loc.image)
-    tables.refuse_reserved(loc.image, state.name)
+    reserved.refuse(loc.image, state.name)
     return loc

@@ -14,8 +14,9 @@ from ...engine.pipeline import check_options
 from ...engine.progress import Progress
 from ...results import CloneCheck, CloneRefusal, CloneResult, ImageInfo, encode_metadata
 from ..args import MODES, CloneModeArg, is_count
-from .. import tables
+from .. import reserved, tables
 from ..state import StoreState
+from . import convert
 from .add import add
 from .finish import tables_first
 from .delete import delete
@@ -27,13 +28,34 @@ log = logging.getLogger("imagestore")
 
 
 def can_clone(state: StoreState, location: Location | str, to: object = None,
-              mode: CloneModeArg = "auto") -> CloneCheck:
-    """Whether ``clone(location, to, mode=mode)`` would work, in which mode, and why."""
+              mode: CloneModeArg = "auto", format: str | None = None) -> CloneCheck:
+    """Whether ``clone(location, to, mode=mode, format=format)`` would work, in which mode, and why."""
     loc = state.location(location)
     target = state.target(to, loc.image)
+    return _decide(state, loc, target, mode, format)[0]
+
+
+def _decide(state: StoreState, loc: Location, target: StoreState, mode: CloneModeArg,
+            format: str | None) -> tuple[CloneCheck, ImageInfo | None]:
+    """The clone's plan, and the source's info when it goes through a raw base or conversion."""
     if mode not in MODES:
         raise InvalidArgument(f"mode must be one of {', '.join(MODES)}, not {mode!r}", store=state.name,
                               image=loc.image)
+    if format not in (None, "raw"):
+        raise InvalidArgument(f"format must be None or 'raw', not {format!r}", store=state.name, image=loc.image)
+    plain = _plain(state, loc, target, mode)
+    if not target.caps.write or not (format == "raw" or (mode == "auto" and target.settings.policy.cow_requires_raw)):
+        return plain, None
+    info = stat(state, loc)
+    if info.format == "raw" and (plain.mode == "cow" or not target.caps.cow_clone):
+        return plain, None  # a raw image clones as it is
+    if format is None and not (target.caps.cow_clone and info.format in convert.CONVERTIBLE):
+        return plain, None
+    return convert.plan_raw(state, info, target, mode), info
+
+
+def _plain(state: StoreState, loc: Location, target: StoreState, mode: CloneModeArg) -> CloneCheck:
+    """The plan of a clone of the image as it is (no conversion)."""
     if not target.caps.write:
         return CloneCheck(False, None, f"target store {target.name!r} is read-only",
                           CloneRefusal.READ_ONLY_TARGET)
@@ -56,7 +78,7 @@ def can_clone(state: StoreState, location: Location | str, to: object = None,
 
 def clone(state: StoreState, location: Location | str, to: object = None, *, name: str | None = None,
           mode: CloneModeArg = "auto", size: int | None = None, verify_source_first: bool = False,
-          progress: Progress | None = None) -> CloneResult:
+          progress: Progress | None = None, format: str | None = None) -> CloneResult:
     """Copy an image into ``to`` (default: this store) in the cheapest mode that works
     (see :meth:`imagestore.Store.clone`)."""
     loc = state.location(location)
@@ -65,13 +87,15 @@ def clone(state: StoreState, location: Location | str, to: object = None, *, nam
         raise InvalidArgument(f"size must be a non-negative int or None, not {size!r}", store=state.name,
                               image=loc.image)
     new_name = validate_image_id(name or loc.image)
-    tables.refuse_reserved(new_name, target.name)
+    reserved.refuse(new_name, target.name)
     check_options(store=state.name, image=loc.image, progress=progress)
     target.require_write(new_name)
     info = stat(state, loc)
-    check = can_clone(state, loc, target, mode)
+    check, via_raw = _decide(state, loc, target, mode, format)
     if not check.possible or check.mode is None:
         raise _refused(check, fmt=info.format, store=target.name, image=new_name)
+    if via_raw is not None:
+        return _clone_raw(state, loc, via_raw, target, new_name, check, size=size, progress=progress)
     if size is not None and check.mode != "cow":
         raise Unsupported("a clone can be resized only in cow mode", store=state.name, image=loc.image)
     limit = target.limit()
@@ -102,6 +126,21 @@ def clone(state: StoreState, location: Location | str, to: object = None, *, nam
     log.info("store %s: cloned %s to %s/%s (%s, depth %d)", state.name, loc.image, target.name, new_name,
              check.mode, chain)
     return CloneResult(new_loc, check.mode, chain)
+
+
+def _clone_raw(state: StoreState, loc: Location, info: ImageInfo, target: StoreState, new_name: str,
+               check: CloneCheck, *, size: int | None, progress: Progress | None) -> CloneResult:
+    """A raw clone: a copy-on-write clone of the source's raw base (made now if needed), or where the
+    target cannot clone copy-on-write, a converted copy."""
+    if check.mode == "stream":
+        if size is not None:
+            raise Unsupported("a converted copy cannot be resized; clone into a copy-on-write store",
+                              store=target.name, image=new_name)
+        made = convert.converted_copy(state, loc, info, target, new_name, progress=progress)
+        return CloneResult(made.location, "stream", converted=True)
+    base, converted = convert.ensure_base(state, loc, info, target, progress=progress)
+    made = clone(target, base.location, target, name=new_name, mode="cow", size=size)
+    return CloneResult(made.location, "cow", made.depth, converted=converted, base=base.location)
 
 
 def depth(state: StoreState, location: Location | str) -> int:

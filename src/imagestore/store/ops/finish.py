@@ -33,7 +33,7 @@ def check_expected(expected: Mapping[str, str], actual: Mapping[str, str], store
 
 def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[str, str]], Location], *,
            image: str, settings: StoreSettings, format: str | None, expected: Mapping[str, str] | None,
-           verb: str) -> ImageInfo:
+           verb: str, extra: Mapping[str, str] | None = None) -> ImageInfo:
     """Check the hashed and inspected bytes (``expected``, verdict, policy), then ``publish`` their
     metadata; the caller aborts what it started if this raises."""
     if expected:
@@ -50,7 +50,8 @@ def finish(state: StoreState, outcome: WriteOutcome, publish: Callable[[Mapping[
     vsize = verdict.virtual_size if verdict is not None else None
     descriptor = tables.describe(outcome.blocks) if outcome.blocks is not None else None
     with tables_first(state, image, outcome.blocks, descriptor):
-        loc = publish(encode_metadata(outcome.checksums, detected, vsize, outcome.integrity, descriptor))
+        loc = publish({**(extra or {}),
+                       **encode_metadata(outcome.checksums, detected, vsize, outcome.integrity, descriptor)})
     log.info("store %s: %s %s (%d bytes, format %s)", state.name, verb, image, outcome.size, detected)
     return ImageInfo(loc.with_store(state.name), outcome.size, outcome.checksums, detected, vsize,
                      outcome.integrity, descriptor)

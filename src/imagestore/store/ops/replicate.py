@@ -15,7 +15,7 @@ from ...engine.pipeline import check_options
 from ...engine.progress import Progress
 from ...results import ImageInfo, Replica
 from ..args import CloneModeArg
-from .. import tables
+from .. import reserved
 from ..state import StoreState
 from .add import add
 from .clone import clone, depth, flatten
@@ -34,7 +34,7 @@ def replicate(state: StoreState, location: Location | str, to: object, *, name: 
     loc = state.location(location)
     target = state.target(to, loc.image)
     new_name = validate_image_id(name or loc.image)
-    tables.refuse_reserved(new_name, target.name)
+    reserved.refuse(new_name, target.name)
     target.require_write(new_name)
     validate_digests(expected, store=state.name, image=loc.image)
     check_options(store=state.name, image=loc.image, format=format, progress=progress)
