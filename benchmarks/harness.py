@@ -27,7 +27,7 @@ DEFAULT_SIZES = ("64M", "256M", "1G")
 DEFAULT_LEVELS = (1, 4, 16)
 PARTS = ("store", "peer", "glance", "concurrency")
 #: the ``run(ctx) -> dict`` scenario modules (``scenarios/NAME.py``), run through the legacy adapter
-LEGACY_SCENARIOS = ("file", "formats", "rbd", "cache", "swift", "s3", "hardening")
+LEGACY_SCENARIOS = ("file", "formats", "rbd", "cache", "swift", "s3", "hardening", "convert")
 QUICK_SIZES = ("16M", "64M")
 QUICK_LEVELS = (1, 4)
 QUICK_CONCURRENCY_SIZE = "16M"

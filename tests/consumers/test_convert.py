@@ -331,6 +331,11 @@ def test_what_cannot_be_converted_says_why(opened: Opened, source_store: Store, 
     assert (check.possible, check.code) == (False, CloneRefusal.NOT_CONVERTIBLE)
     with pytest.raises(Exception, match="cannot be converted"):
         lenient.clone(iso.location, vms, name="x", format="raw")
+    writer = lenient._driver.open_writer(f"{image_id}-bare", 4096)  # no checksum at all: as glance_store writes
+    writer.write(memoryview(_source(tmp_path, "qcow2", image_id).read_bytes()[:4096]))
+    bare = writer.commit({"format": "qcow2"})
+    check = lenient.can_clone(bare.with_store("lenient"), vms, format="raw")
+    assert (check.possible, check.code) == (False, CloneRefusal.NO_CHECKSUM)
     with pytest.raises(Exception, match="format must be None or 'raw'"):
         lenient.can_clone(iso.location, vms, format="qcow2")
 

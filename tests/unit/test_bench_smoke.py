@@ -160,7 +160,7 @@ def test_help_and_legacy_scenarios_are_registered(capsys: pytest.CaptureFixture[
 
     from imagestore_bench.harness import LEGACY_SCENARIOS
 
-    assert set(LEGACY_SCENARIOS) == {"file", "formats", "rbd", "cache", "swift", "s3", "hardening"}
+    assert set(LEGACY_SCENARIOS) == {"file", "formats", "rbd", "cache", "swift", "s3", "hardening", "convert"}
     assert cli_main(["bench", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--with-services" in text and "--scenario" in text

@@ -48,7 +48,7 @@ def test_add_stat_clone_locate_get_rm(config: Path, tmp_path: Path, capsys: pyte
     assert json.loads(out) == added
     code, out, _ = run(capsys, "--json", "clone", loc, "--to", "b", "--name", "img2")
     cloned = json.loads(out)
-    assert code == 0 and set(cloned) == {"location", "mode", "depth"}
+    assert code == 0 and set(cloned) == {"location", "mode", "depth", "converted", "base"}
     assert cloned["mode"] == "server_copy" and cloned["depth"] == 0
     code, out, _ = run(capsys, "--json", "locate", cloned["location"])  # no --store needed
     assert json.loads(out) == {"kind": "path", "path": str(tmp_path / "b" / "img2")}

@@ -37,6 +37,8 @@ PRODUCED_BY: dict[CloneRefusal, str] = {
     CloneRefusal.NOT_CLAIMED: "tests/unit/test_clone_refusal.py::test_memory_and_file_produce",
     CloneRefusal.NO_NATIVE_CLONE: "tests/unit/test_clone_refusal.py::test_memory_and_file_produce",
     CloneRefusal.MODE_UNAVAILABLE: "tests/unit/test_clone_refusal.py::test_memory_and_file_produce",
+    CloneRefusal.NOT_CONVERTIBLE: "tests/consumers/test_convert.py::test_what_cannot_be_converted_says_why",
+    CloneRefusal.NO_CHECKSUM: "tests/consumers/test_convert.py::test_what_cannot_be_converted_says_why",
 }
 
 

@@ -5,14 +5,14 @@ Store, so nothing in ``ops/`` imports the facade back."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from ..spi.capabilities import Capabilities
 from ..config import StoreSettings
-from ..spi.contract import DriverContext
+from ..spi.contract import DriverContext, Stored
 from ..spi.driver import Driver
-from ..errors import InvalidArgument, InvalidLocation, Unsupported
+from ..errors import InvalidArgument, InvalidLocation, NotFound, Unsupported
 from ..engine.limits import AddGate
 from ..location import Location, validate_image_id
 from ..observe import NULL, Observer
@@ -58,6 +58,19 @@ class StoreState:
         """Run a driver call: retried on Transient when idempotent, always translated."""
         policy = self.settings.retry if retry else self.settings.retry.with_retries(0)
         return call_with_retries(op, fn, policy=policy, store=self.name, image=image)
+
+    def stat_each(self, names: Iterable[str], prefix: str) -> Iterator[tuple[str, Location, Stored]]:
+        """``(name, location, stored)`` of each listed name with ``prefix`` that is still there (the
+        library's own objects a sweep looks at: block tables, raw bases)."""
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            loc = self.driver.location_for(name)
+            try:
+                stored = self.call("stat", lambda: self.driver.stat(loc), name)
+            except NotFound:
+                continue
+            yield name, loc, stored
 
     def location(self, ref: Location | str) -> Location:
         """Resolve ``ref`` (location, location string in any accepted form, or image id) in this store."""

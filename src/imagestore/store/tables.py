@@ -165,14 +165,7 @@ def sweep_orphans(state: StoreState, older_than: float, names: Iterator[str] | l
     table (a crash between an image's delete and its table's); ``(removed, bytes)``."""
     removed = freed = 0
     now = time.time()
-    for name in names:
-        if not is_companion(name):
-            continue
-        cloc = state.driver.location_for(name)
-        try:
-            stored = state.call("stat", lambda: state.driver.stat(cloc), name)
-        except NotFound:
-            continue
+    for name, cloc, stored in state.stat_each(names, PREFIX):
         owner = stored.metadata.get(_OWNER_KEY, "")
         written = stored.metadata.get(_WRITTEN_KEY, "")
         if written.isascii() and written.isdigit() and now - int(written) < older_than:

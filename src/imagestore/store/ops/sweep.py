@@ -57,14 +57,7 @@ def _stale_bases(state: StoreState, names: list[str], sources: Resolver | None) 
     """Delete the raw bases whose source image is gone (an RBD base that clones still need goes
     to the trash, as any parent: deferred). A source in a store ``sources`` cannot open is kept."""
     removed = freed = 0
-    for name in names:
-        if not bases.is_base(name):
-            continue
-        loc = state.driver.location_for(name)
-        try:
-            stored = state.call("stat", lambda: state.driver.stat(loc), name)
-        except NotFound:
-            continue
+    for name, loc, stored in state.stat_each(names, bases.PREFIX):
         source = stored.metadata.get(bases.SOURCE_LOCATION)
         if source is None or not _gone(state, source, sources):
             continue
