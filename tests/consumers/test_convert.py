@@ -20,6 +20,7 @@ from imagestore import BackendError, ChecksumMismatch, CloneRefusal, Store, Unsa
 from imagestore.engine import qemu
 from imagestore.store import bases
 from imagestore.testing.payloads import payload
+from imagestore.testing.processes import race_adds
 from tests.services.ceph import CephCluster
 
 from .conftest import MiB, Opened
@@ -211,22 +212,13 @@ def test_two_first_clones_at_once_make_one_base(ceph_v2: CephCluster, opened: Op
     nodes = [opened(ceph_v2.spec("vms"), f"vms{n}") for n in range(2)]  # two compute nodes' stores
     before = set(_bases(nodes[0]))
     sources = [opened({"driver": "file", "root": str(tmp_path / "images")}, "images") for _ in range(2)]
-    results: dict[int, object] = {}
     start = threading.Barrier(2)
 
-    def one(n: int) -> None:
+    def one(n: int) -> object:
         start.wait()
-        try:
-            results[n] = sources[n].clone(info.location, nodes[n], name=f"{image_id}-{n}", format="raw")
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            results[n] = exc
+        return sources[n].clone(info.location, nodes[n], name=f"{image_id}-{n}", format="raw")
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
-    made = [results[n] for n in range(2)]
+    made = race_adds(one, range(2), timeout=300)
     assert all(not isinstance(r, Exception) for r in made), made
     assert sorted(r.converted for r in made) == [False, True]  # type: ignore[attr-defined]
     assert made[0].base.path == made[1].base.path  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import pytest
 
 import imagestore
 from imagestore import AlreadyExists
+from imagestore.testing.processes import race_adds
 from tests.services.faultproxy import FaultProxyFactory
 from tests.services.s3 import MotoProcess, Radosgw, S3Server, empty_bucket, temporary_bucket
 
@@ -81,20 +82,12 @@ def test_concurrent_clones_to_one_name(open_s3: Opener, s3_server: S3Server, s3_
     data = payload(11 * MiB, seed=5)
     info = store.add("src", iter([data[:6 * MiB], data[6 * MiB:]]))
     barrier = threading.Barrier(4)
-    results: list[object] = [None] * 4
 
-    def run(i: int) -> None:
+    def run(i: int) -> object:
         barrier.wait()
-        try:
-            results[i] = store.clone(info.location, name="target")
-        except BaseException as exc:  # noqa: BLE001
-            results[i] = exc
+        return store.clone(info.location, name="target")
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    results = race_adds(run, range(4))
     assert sum(isinstance(r, imagestore.CloneResult) for r in results) == 1, results
     assert sum(isinstance(r, AlreadyExists) for r in results) == 3, results
     assert store.get("target") == data

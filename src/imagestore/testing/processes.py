@@ -7,10 +7,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 from pathlib import Path
 
 __all__ = ["kill_when_started", "race_adds"]
+
+T = TypeVar("T")
 
 
 def kill_when_started(code: str, marker: Path, *, timeout: float = 60.0, what: str = "writer") -> None:
@@ -29,9 +32,9 @@ def kill_when_started(code: str, marker: Path, *, timeout: float = 60.0, what: s
             proc.kill()
 
 
-def race_adds(add: Callable[[Iterable[bytes]], object], sources: list[Iterable[bytes]],
-              timeout: float = 120.0) -> list[object]:
-    """``add(source)`` for every source at once, a thread each; what each returned or raised."""
+def race_adds(add: Callable[[T], object], sources: Sequence[T], timeout: float = 120.0) -> list[object]:
+    """``add(source)`` for every source at once, a thread each (any call: an add, a clone...);
+    what each returned or raised."""
     results: list[object] = [None] * len(sources)
 
     def run(i: int) -> None:
