@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from ...engine import qemu
 from ...engine.progress import Progress
-from ...errors import AlreadyExists, BackendError, NotFound, Unsupported
+from ...errors import AlreadyExists, BackendError, NotFound, UnsafeImage, Unsupported
 from ...formats.inspector import inspect
 from ...formats.policy import FormatPolicy
 from ...location import Location
@@ -103,7 +103,8 @@ def ensure_base(state: StoreState, loc: Location, info: ImageInfo, target: Store
 
 
 def _existing_base(target: StoreState, name: str) -> ImageInfo | None:
-    """The base ``name`` of ``target`` if it is there (a base records the digest its name says)."""
+    """The base ``name`` of ``target`` if it is there (its name is its source's digest: a base found
+    under it is used as it is)."""
     try:
         found = stat(target, target.driver.location_for(name))
     except NotFound:
@@ -128,7 +129,9 @@ def _convert(state: StoreState, loc: Location, info: ImageInfo, target: StoreSta
         else:
             verdict = inspect(spool)
             _SAFE.check(verdict, declared=info.format, store=state.name, image=loc.image)
-            assert info.format is not None and verdict.virtual_size is not None
+            if info.format is None or verdict.virtual_size is None:
+                raise UnsafeImage("the image's virtual size could not be read", format=info.format,
+                                  reasons=["no virtual size in the header"], store=state.name, image=loc.image)
             target.limit().check(verdict.virtual_size, "raw size", store=target.name, image=name)
             raw = os.path.join(work, "raw")
             qemu.convert_to_raw(spool, raw, info.format, store=state.name, image=loc.image)
