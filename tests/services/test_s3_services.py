@@ -271,7 +271,9 @@ EXPECTED = {
         # beast: the whole request header block over ~16 KiB; a 400 without S3 error body, or, when
         # the refusal races the rest of the request, the connection closed before any response
         metadata_refusals=frozenset({400, CLOSED}),
-        metadata_single_value_max=(12_000, 16_384),
+        # radosgw's 16 KiB header budget less every other header of the request: botocore's
+        # User-Agent grows with its version (11,874 bytes measured with a newer one)
+        metadata_single_value_max=(11_000, 16_384),
         keep_alive=True,
         list_parts_after_abort=(404, "NoSuchKey"),
         copy_result_etag_quoted=False,
