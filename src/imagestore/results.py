@@ -18,7 +18,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .engine.hashing import is_hex_digest
 from .location import Location
 
 __all__ = ["CLONE_REASONS", "CacheEntry", "CloneCheck", "CloneMode", "CloneRefusal", "CloneResult", "DeleteOutcome",
@@ -213,6 +212,14 @@ def decode_metadata(location: Location, size: int, meta: Mapping[str, str]) -> I
         integrity=integrity.lower() if is_hex_digest(integrity, 64) else None,
         block_table=_block_table(meta.get(_BLOCKS_KEY)),
     )
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def is_hex_digest(value: object, size: int) -> bool:
+    """Whether ``value`` is ``size`` hex digits (a stored digest is trusted only when it is)."""
+    return isinstance(value, str) and len(value) == size and all(c in _HEX for c in value)
 
 
 def _block_table(value: str | None) -> str | None:

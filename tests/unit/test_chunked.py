@@ -6,9 +6,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagestore.spi.parts import ChunkedUploader, PartSizes, ReadAhead, ThreadParts, done
 from imagestore.errors import ImageTooLarge, Transient
+from imagestore.spi.zeros import is_known_zero, zeros
 
 MiB = 1 << 20
 TiB = 1 << 40
@@ -50,6 +53,38 @@ def test_parts_are_cut_in_order_and_results_returned_in_order() -> None:
         up.write(data[i:i + 333])
     assert up.finish() == [0, 1, 2, 3, 4, 5]
     assert b"".join(sink.parts[i] for i in range(6)) == data and len(sink.parts[5]) == 120
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["known", "zeros", "data"]), st.integers(min_value=1, max_value=2500)),
+                max_size=12), st.booleans())
+def test_known_zeros_are_not_copied_and_every_part_is_what_was_written(writes: list[tuple[str, int]],
+                                                                         single: bool) -> None:
+    """A part of nothing but known zeros goes out as a view of the shared zero buffer (no copy);
+    a part that mixes them with anything else is copied whole. Either way, the bytes are right."""
+    sent: list[tuple[bytes, bool]] = []
+
+    def start(index: int, offset: int, data: memoryview):  # type: ignore[no-untyped-def]
+        sent.append((bytes(data), is_known_zero(data)))
+        return done(index)
+
+    def one(data: memoryview) -> int:
+        return start(0, 0, data).wait()  # type: ignore[no-any-return]
+
+    up = ChunkedUploader(start, PartSizes(1000), concurrency=2, single=one if single else None)
+    expected = bytearray()
+    known = bytearray()  # which bytes came as known zeros
+    for kind, n in writes:
+        chunk = zeros(n) if kind == "known" else bytes(n) if kind == "zeros" else bytes([7]) * n
+        up.write(chunk)
+        expected += chunk
+        known += bytes([kind == "known"]) * n
+    up.finish()
+    assert b"".join(part for part, _ in sent) == expected
+    at = 0
+    for part, shared in sent:
+        assert shared == (len(part) > 0 and all(known[at:at + len(part)]))
+        at += len(part)
 
 
 def test_back_pressure_bounds_what_is_read_ahead() -> None:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import imagestore
 from imagestore import ChecksumMismatch, ConfigError, SizeMismatch
 from imagestore.drivers.memory import _namespace
-from imagestore.engine.hashing import BufferRing, ParallelHasher, strongest, validate_algorithms
+from imagestore.engine.hashing import (BLOCK_ENTRY, BlockTableHash, BufferRing, ParallelHasher, strongest,
+                                       validate_algorithms)
 from imagestore.engine.reader import ImageReader
 
 
@@ -98,3 +99,15 @@ def test_a_mismatch_is_raised_by_the_read_that_reaches_the_end() -> None:
     assert reader.read(4000) == data[:4000]
     with pytest.raises(ChecksumMismatch):
         reader.read(4000)  # the last 96 bytes: checked first, never returned
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from([b"", b"\0" * 5000, b"\0" * 4096, b"x" * 700, b"\0" * 12288]), max_size=12))
+def test_a_block_table_of_zero_blocks_is_the_table_of_their_hashes(parts: list[bytes]) -> None:
+    block = 4096
+    data = b"".join(parts)
+    table = BlockTableHash(block)
+    for part in parts:
+        table.update(part)
+    expected = b"".join(blake3(data[i:i + block]).digest(BLOCK_ENTRY) for i in range(0, len(data), block))
+    assert table.table() == expected

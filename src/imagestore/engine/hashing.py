@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ConfigError, InvalidArgument
+from ..results import is_hex_digest
+from ..spi.zeros import is_zero
 
 __all__ = ["BLOCKS", "BLOCK_ENTRY", "BLOCK_SIZE", "COLLISION_RESISTANT", "DEFAULT_ALGORITHMS", "INTEGRITY",
-           "BufferRing", "ParallelHasher", "is_hex_digest", "new_hash", "validate_algorithms", "validate_digests"]
+           "BufferRing", "ParallelHasher", "new_hash", "validate_algorithms", "validate_digests"]
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("md5", "sha512")
 # digests of 256 bits or more, no known collision attack: fit to name content (cache keys)
@@ -63,7 +65,6 @@ def validate_digests(expected: object, *, store: str | None = None, image: str |
             raise InvalidArgument(f"expected {name} must be {size} hex digits", store=store, image=image)
 
 
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 INTEGRITY = "blake3"
 """The library's integrity digest: recorded by every add beside the configured checksums and
@@ -96,23 +97,36 @@ def new_hash(name: str, *, parallel: bool = False) -> Any:
 
 class BlockTableHash:
     """Hash-like: the BLAKE3 (:data:`BLOCK_ENTRY` bytes) of every ``block_size`` block fed to it;
-    the last block may be short. ``table()`` (hex: ``hexdigest()``) is their concatenation."""
+    the last block may be short. ``table()`` (hex: ``hexdigest()``) is their concatenation.
+    A whole block of zeros (a disk's unwritten space) gets its entry without being hashed."""
 
     def __init__(self, block_size: int) -> None:
         self.block_size = block_size
         self._hash = new_hash(INTEGRITY)
         self._left = block_size
         self._table = bytearray()
+        self._zero_entry = b""  # the entry of a block of zeros, once there was one
 
     def update(self, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
+        size = self.block_size
         while len(view):
+            if self._left == size and len(view) >= size and not view[0] and is_zero(view[:size]):
+                self._table += self._zero_entry or self._zero_block()
+                view = view[size:]
+                continue
             n = min(self._left, len(view))
             self._hash.update(view[:n])
             self._left -= n
             view = view[n:]
             if not self._left:
                 self._close_block()
+
+    def _zero_block(self) -> bytes:
+        zero = new_hash(INTEGRITY)
+        zero.update(bytes(self.block_size))
+        self._zero_entry = bytes(zero.digest(BLOCK_ENTRY))
+        return self._zero_entry
 
     def _close_block(self) -> None:
         self._table += self._hash.digest(BLOCK_ENTRY)
@@ -127,11 +141,6 @@ class BlockTableHash:
 
     def hexdigest(self) -> str:
         return self.table().hex()
-
-
-def is_hex_digest(value: object, size: int) -> bool:
-    """Whether ``value`` is ``size`` hex digits."""
-    return isinstance(value, str) and len(value) == size and all(c in _HEX for c in value)
 
 
 def strongest(names: Iterable[str]) -> str:

@@ -18,6 +18,8 @@ from ..config import StoreSettings
 from ..spi.contract import Writer
 from ..errors import ImageTooLarge, InvalidArgument, SizeMismatch
 from ..formats import FormatVerdict, StreamInspector
+from .extents import local_file, read_extents
+from .slots import SlotSource
 from .hashing import BLOCK_SIZE, BLOCKS, INTEGRITY, BufferRing, ParallelHasher
 from .limits import IdleWatch
 from .progress import Progress, Throttled
@@ -73,7 +75,20 @@ def _chunks(source: Any, ring: BufferRing, store: str, image: str) -> Iterator[t
         for start in range(0, len(whole), size):
             yield ring.next(), whole[start:start + size]
         return
+    if isinstance(source, SlotSource):  # fills the ring's buffers itself
+        yield from source.chunks_into(ring)
+        return
     read = getattr(source, "read", None)
+    fd = local_file(source)
+    if fd is not None:  # a local file: by its extent map, holes without a read
+        end = start = source.tell()
+        try:
+            for slot, view in read_extents(fd, start, ring):
+                end += len(view)
+                yield slot, view
+        finally:
+            source.seek(end)  # where a read of it would have left the file
+        return
     if read is not None:
         readinto = getattr(source, "readinto", None)
         if readinto is None:

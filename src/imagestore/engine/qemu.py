@@ -1,7 +1,8 @@
 """Running ``qemu-img convert`` on bytes that were verified and inspected first: the input format
 given explicitly (``-f``; a qcow2 or vmdk with ``"backing": null``, so no backing chain is ever
 opened), bounded CPU time and address space (``prlimit`` on the child), a wall-clock
-timeout, sparse output (``-S``), and every failure an :class:`~imagestore.errors.ImageStoreError`
+timeout, zero runs never written (``--target-is-zero``), the raw disk streamed rather than
+written locally (:mod:`.nbd`), and every failure an :class:`~imagestore.errors.ImageStoreError`
 that names the image. The caller has refused backing files, external data files and extents
 before this runs (the format inspector)."""
 
@@ -14,10 +15,15 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
 
 from ..errors import BackendError, Unsupported
+from .nbd import NbdError, NbdSink
+from .slots import Slots, SlotSource
 
-__all__ = ["DRIVERS", "Limits", "convert_to_raw", "qemu_img"]
+__all__ = ["DRIVERS", "Limits", "qemu_img", "raw_stream"]
 
 DRIVERS = {"qcow2": "qcow2", "vmdk": "vmdk", "vhdx": "vhdx", "vdi": "vdi", "vhd": "vpc"}
 """Disk formats (glance names) converted to raw, and the qemu block driver that reads each."""
@@ -62,41 +68,102 @@ _BACKING = frozenset({"qcow2", "vmdk"})
 """Formats whose qemu driver follows a backing file (parent) named in the image."""
 
 
-def convert_to_raw(source: str, target: str, fmt: str, *, store: str, image: str,
-                   limits: Limits | None = None) -> None:
-    """Convert the local file ``source`` (of disk format ``fmt``) into the sparse raw file ``target``."""
+@contextmanager
+def raw_stream(source: str, fmt: str, size: int, workdir: str, *, store: str, image: str,
+               limits: Limits | None = None) -> Iterator[SlotSource]:
+    """The raw disk of the local file ``source`` (of disk format ``fmt``, ``size`` bytes of virtual
+    disk) as a stream of chunks, converted by ``qemu-img`` into an NBD export on a unix socket in
+    ``workdir``: nothing of the raw disk is written locally, zero runs arrive as shared zeros.
+    Leaving the block stops the conversion; a failed one raises BackendError naming the image."""
     driver = DRIVERS.get(fmt)
     if driver is None:
         raise Unsupported(f"a {fmt} image cannot be converted to raw", store=store, image=image)
     limits = limits or Limits(os.path.getsize(source))
-    argv = [qemu_img(), "convert", "-q", "-W", "-S", "4k", "-f", driver, "-O", "raw", _source_spec(fmt, source),
-            target]
+    sock = os.path.join(workdir, "raw.sock")
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        sink = NbdSink(sock, size, alive=lambda: proc is not None and proc.poll() is None,
+                       deadline=started + limits.wall)
+    except OSError as exc:  # e.g. a TMPDIR too long for a unix socket's path
+        raise BackendError(f"no socket for qemu-img's output in {workdir}: {exc.strerror}", store=store,
+                           image=image) from None
+    # without -W the writes arrive in order; --target-is-zero: zero runs are skipped, not written
+    argv = [qemu_img(), "convert", "-q", "-n", "--target-is-zero", "-S", "4k", "-f", driver, "-O", "raw",
+            _source_spec(fmt, source), f"nbd+unix:///?socket={sock}"]
+    with sink, open(os.path.join(workdir, "qemu-img.err"), "w+b") as err:
+        proc = _spawn(argv, err, limits)
+        failure = _Failure(proc, err, fmt, limits, started, {source: "<source>", sock: "<target>"},
+                           store=store, image=image)
+        try:
+            yield _RawStream(sink, failure)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _spawn(argv: list[str], err: IO[bytes], limits: Limits) -> subprocess.Popen[bytes]:
+    """Start qemu-img in its own session (so that a kill takes all of it) under ``limits``."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                             start_new_session=True)
     try:
         resource.prlimit(proc.pid, resource.RLIMIT_CPU, (limits.cpu, limits.cpu))
         resource.prlimit(proc.pid, resource.RLIMIT_AS, (limits.address_space, limits.address_space))
     except (ProcessLookupError, PermissionError):
         pass  # it ended already: its exit status says how
-    try:
-        _, err = proc.communicate(timeout=limits.wall)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise BackendError(f"qemu-img did not convert the {fmt} image within {limits.wall:.0f} s; it was killed",
-                           store=store, image=image) from None
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    if proc.returncode == 0:
-        return
-    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        why = f"it used up its {limits.cpu} CPU seconds"
-    else:
-        lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
-        why = (lines[-1] if lines else f"exit status {proc.returncode}").replace(source, "<source>")
-        why = why.replace(target, "<target>")
-    raise BackendError(f"qemu-img could not convert the {fmt} image to raw after "
-                       f"{time.monotonic() - started:.1f} s: {why}", store=store, image=image)
+    return proc
+
+
+class _RawStream(SlotSource):
+    """The sink's chunks; the time the consumer holds each one is not qemu-img's, so it moves the
+    wall-clock deadline on. qemu-img must exit 0 before the trailing zeros are handed out."""
+
+    def __init__(self, sink: NbdSink, failure: _Failure) -> None:
+        self._sink, self._failure = sink, failure
+
+    def chunks_into(self, slots: Slots) -> Iterator[tuple[int, memoryview]]:
+        sink, failure = self._sink, self._failure
+        try:
+            for chunk in sink.chunks(slots):
+                handed = time.monotonic()
+                yield chunk
+                sink.deadline += time.monotonic() - handed
+        except NbdError as exc:
+            raise failure.error(str(exc)) from None
+        try:
+            failure.proc.wait(timeout=max(1.0, sink.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise failure.error("it did not exit after the last write") from None
+        if failure.proc.returncode != 0:
+            raise failure.error(f"exit status {failure.proc.returncode}")
+        yield from sink.tail(slots)
+
+
+class _Failure:
+    """What a failed conversion says: qemu-img's own last error line, else ``fallback``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], err: IO[bytes], fmt: str, limits: Limits, started: float,
+                 redact: dict[str, str], *, store: str, image: str) -> None:
+        self.proc, self._err, self._fmt, self._limits, self._started = proc, err, fmt, limits, started
+        self._redact, self._store, self._image = redact, store, image
+
+    def error(self, fallback: str) -> BackendError:
+        if self.proc.poll() is None:
+            try:  # qemu-img's side of the story: it is ending, or it is stuck and is killed
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                fallback = f"{fallback}; it was killed"
+        if self.proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) and "killed" not in fallback:
+            why = f"it used up its {self._limits.cpu} CPU seconds"
+        else:
+            self._err.seek(0)
+            lines = [line for line in self._err.read()[-4096:].decode("utf-8", "replace").splitlines()
+                     if line.strip()]
+            why = lines[-1] if lines and self.proc.returncode else fallback
+            for path, name in self._redact.items():
+                why = why.replace(path, name)
+        return BackendError(f"qemu-img could not convert the {self._fmt} image to raw after "
+                            f"{time.monotonic() - self._started:.1f} s: {why}", store=self._store, image=self._image)

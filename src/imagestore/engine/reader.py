@@ -15,6 +15,7 @@ from .blocks import BlockCheck
 from .hashing import ParallelHasher, compare
 from .progress import Progress, Throttled
 from ..spi.retry import RetryPolicy, retry_listener, translate
+from ..spi.zeros import is_zero
 
 __all__ = ["ImageReader", "ReadIncomplete", "write_atomically"]
 
@@ -320,8 +321,14 @@ class ImageReader:
         self.close()
 
 
-def write_atomically(reader: ImageReader, path: str | os.PathLike[str]) -> int:
-    """Write the stream to ``path`` via a temporary file, fsync, then rename; returns bytes."""
+_HOLE = 64 << 10
+"""The shortest chunk of zeros :func:`write_atomically` leaves as a hole."""
+
+
+def write_atomically(reader: ImageReader, path: str | os.PathLike[str], *, durable: bool = True) -> int:
+    """Write the stream to ``path`` via a temporary file, then rename; returns bytes. Chunks of
+    zeros become holes (the file is as sparse as the image's zeros allow); ``durable`` fsyncs the
+    file and its directory (not for a scratch file that a crash takes with it)."""
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     tmp = os.path.join(directory, f".{os.path.basename(target)}.imagestore-{os.getpid()}-{id(reader):x}.part")
@@ -330,19 +337,26 @@ def write_atomically(reader: ImageReader, path: str | os.PathLike[str]) -> int:
     try:
         for chunk in reader:
             view = memoryview(chunk)
+            if len(view) >= _HOLE and is_zero(view):
+                os.lseek(fd, len(view), os.SEEK_CUR)
+                written += len(view)
+                continue
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
                 written += n
-        os.fsync(fd)
+        os.ftruncate(fd, written)  # a hole at the end is the file's length too
+        if durable:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         os.replace(tmp, target)
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        if durable:
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
         if fd >= 0:
             os.close(fd)

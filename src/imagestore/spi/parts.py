@@ -34,6 +34,7 @@ from typing import Generic, Protocol, TypeVar
 from ..errors import ImageTooLarge, Transient
 from .retry import RetryPolicy
 from .trace import PhaseSpan, begin
+from .zeros import is_known_zero, zeros
 
 __all__ = ["ChunkedUploader", "Pending", "PartSizes", "ReadAhead", "ThreadParts", "call_retrying", "done",
            "policy_of", "retry_part", "run_parts"]
@@ -243,8 +244,9 @@ class ChunkedUploader(Generic[T]):
         self._offset = 0  # bytes handed to parts so far
         self._buf = bytearray(sizes.size_of(0))
         self._fill = 0
+        self._lazy = 0  # known zeros at the start of the part, not copied into ``_buf`` (0 or ``_fill``)
         self._free: list[bytearray] = []
-        self._inflight: deque[tuple[int, int, bytearray, int, Pending[T], PhaseSpan]] = deque()
+        self._inflight: deque[tuple[int, int, memoryview, bytearray | None, Pending[T], PhaseSpan]] = deque()
         self._results: list[T] = []
         self._state = "open"
         self.retried = 0
@@ -266,48 +268,65 @@ class ChunkedUploader(Generic[T]):
         return max(1, min(self._concurrency, self._budget // max(part_size, 1)))
 
     def write(self, data: memoryview | bytes | bytearray) -> None:
-        """Append ``data`` (copied into part buffers); blocks while every buffer is in flight."""
+        """Append ``data`` (copied into part buffers); blocks while every buffer is in flight.
+        Known zeros (:func:`~imagestore.spi.zeros.zeros`) are not copied: a part of nothing
+        else is sent as a view of the shared zero buffer."""
         if self._state != "open":
             raise ValueError(f"write on a {self._state} upload")
         view = memoryview(data).cast("B")
+        known = is_known_zero(view)
         pos, total = 0, len(view)
         while pos < total:
             room = len(self._buf) - self._fill
             n = min(room, total - pos)
-            self._buf[self._fill:self._fill + n] = view[pos:pos + n]
+            if known and self._lazy == self._fill:
+                self._lazy += n  # the part is only known zeros so far: nothing to copy yet
+            else:
+                if self._lazy:
+                    self._buf[:self._lazy] = zeros(self._lazy)
+                    self._lazy = 0
+                self._buf[self._fill:self._fill + n] = view[pos:pos + n]
             self._fill += n
             pos += n
             if self._fill == len(self._buf):
                 self._submit()
 
+    def _part(self) -> tuple[memoryview, bytearray | None]:
+        """The part filled so far, and its buffer (None when it is a view of the shared zeros)."""
+        if self._lazy and self._lazy == self._fill:
+            return zeros(self._fill), None
+        return memoryview(self._buf)[:self._fill], self._buf
+
     def _submit(self) -> None:
         """Send the filled buffer as the next part and set up the buffer of the one after."""
         if self._sizes.max_parts is not None and self._index >= self._sizes.max_parts:
             raise ImageTooLarge(f"{self._label}: the upload needs more than {self._sizes.max_parts} parts")
-        n, buf = self._fill, self._buf
-        while len(self._inflight) >= self._window(len(buf)):
+        part, buf = self._part()
+        while len(self._inflight) >= self._window(len(self._buf)):
             self._reap()
-        span = begin("part", part=self._index, size=n)  # from hand-over to reaping: queueing shows
+        span = begin("part", part=self._index, size=len(part))  # from hand-over to reaping: queueing shows
         try:
-            pending = self._start(self._index, self._offset, memoryview(buf)[:n])
+            pending = self._start(self._index, self._offset, part)
         except BaseException as exc:
             span.end(exc)
             raise
-        self._inflight.append((self._index, self._offset, buf, n, pending, span))
+        self._inflight.append((self._index, self._offset, part, buf, pending, span))
         self._index += 1
-        self._offset += n
-        self._fill = 0
+        self._offset += len(part)
+        self._fill = self._lazy = 0
+        if buf is None:
+            self._free.append(self._buf)  # not sent: free for the next part
         want = self._sizes.size_of(self._index)
         self._free = [b for b in self._free if len(b) == want]
         self._buf = self._free.pop() if self._free else bytearray(want)
 
     def _reap(self) -> None:
         """Wait for the oldest part; resend it on Transient while retries remain."""
-        index, offset, buf, n, pending, span = self._inflight[0]
+        index, offset, part, buf, pending, span = self._inflight[0]
 
         def again() -> Pending[T]:
             self.retried += 1
-            return self._start(index, offset, memoryview(buf)[:n])
+            return self._start(index, offset, part)
 
         try:
             result = retry_part(again, first=pending, policy=self._policy,
@@ -319,7 +338,7 @@ class ChunkedUploader(Generic[T]):
         span.end()
         self._inflight.popleft()
         self._results.append(result)
-        if len(buf) == self._sizes.size_of(self._index):
+        if buf is not None and len(buf) == self._sizes.size_of(self._index):
             self._free.append(buf)
 
     def finish(self) -> list[T]:
@@ -330,7 +349,7 @@ class ChunkedUploader(Generic[T]):
         if self._index == 0 and self._single is not None:
             span = begin("part", part=0, size=self._fill)
             try:
-                result = self._single(memoryview(self._buf)[:self._fill])
+                result = self._single(self._part()[0])
             except BaseException as exc:
                 span.end(exc)
                 raise

@@ -218,7 +218,8 @@ class Store:
     @_observed("download", size=_info_size)
     def download_to(self, location: Location | str, path: str | os.PathLike[str], *, verify: bool = True,
                     progress: Progress | None = None) -> ImageInfo:
-        """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
+        """Write the image to ``path`` atomically (temporary file, fsync, rename), verified; runs of
+        zeros become holes."""
         return read.download_to(self._state, location, path, verify=verify, progress=progress)
 
     @_observed("verify_source")

@@ -10,7 +10,8 @@ copy-on-write, each clone is a converted copy.
 Only verified, safe bits are converted: the source is spooled to a local file through a verified
 read (its BLAKE3 digest, else its strongest checksum), the spool is inspected (no backing file,
 no external data file or extent, declared format = detected) and only then does ``qemu-img``
-run on it (:mod:`...engine.qemu`). The base is added through the one add pipeline (its BLAKE3
+run on it (:mod:`...engine.qemu`), its raw output streamed into the add pipeline (no local raw
+copy). The base is added through the one add pipeline (its BLAKE3
 digest and block table, atomic publish: of two converters at once one publishes, the other uses
 its base), sparse (zero blocks are not written)."""
 
@@ -123,27 +124,24 @@ def _convert(state: StoreState, loc: Location, info: ImageInfo, target: StoreSta
     target.require_write(name)
     with tempfile.TemporaryDirectory(prefix=f"imagestore-convert-{os.getpid()}-") as work:
         spool = os.path.join(work, "source")
-        download_to(state, loc, spool, verify=True, progress=progress)  # the bytes qemu-img reads: verified
-        if info.format == "raw":
-            raw = spool
-        else:
-            verdict = inspect(spool)
-            _SAFE.check(verdict, declared=info.format, store=state.name, image=loc.image)
-            if info.format is None or verdict.virtual_size is None:
-                raise UnsafeImage("the image's virtual size could not be read", format=info.format,
-                                  reasons=["no virtual size in the header"], store=state.name, image=loc.image)
-            target.limit().check(verdict.virtual_size, "raw size", store=target.name, image=name)
-            raw = os.path.join(work, "raw")
-            qemu.convert_to_raw(spool, raw, info.format, store=state.name, image=loc.image)
-            got = os.path.getsize(raw)
-            if got != verdict.virtual_size:
-                raise BackendError(f"qemu-img made {got} bytes of raw, not the virtual size {verdict.virtual_size}",
-                                   store=state.name, image=loc.image)
-            os.unlink(spool)  # the spool's room back before the upload
+        # the bytes qemu-img reads: verified; a scratch file (no fsync), sparse where the source has zeros
+        download_to(state, loc, spool, verify=True, progress=progress, durable=False)
         extra = {bases.SOURCE_LOCATION: str(loc.with_store(state.name)),
                  bases.SOURCE_FORMAT: info.format or "raw", bases.SOURCE_DIGEST: ":".join(digest)} if base else {}
         # a base is the library's own: its BLAKE3 digest and block table, not the store's glance checksums
         settings = replace(target.settings, checksums=()) if base else target.settings
-        with open(raw, "rb") as fh:
-            return store_stream(target, name, fh, os.fstat(fh.fileno()).st_size, settings, target.limit(),
-                                format="raw", extra=extra)
+        if info.format == "raw":
+            with open(spool, "rb") as fh:
+                return store_stream(target, name, fh, os.fstat(fh.fileno()).st_size, settings, target.limit(),
+                                    format="raw", extra=extra)
+        verdict = inspect(spool)
+        _SAFE.check(verdict, declared=info.format, store=state.name, image=loc.image)
+        if info.format is None or verdict.virtual_size is None:
+            raise UnsafeImage("the image's virtual size could not be read", format=info.format,
+                              reasons=["no virtual size in the header"], store=state.name, image=loc.image)
+        target.limit().check(verdict.virtual_size, "raw size", store=target.name, image=name)
+        # qemu-img's raw output goes straight into the add pipeline: no local raw copy is written
+        with qemu.raw_stream(spool, info.format, verdict.virtual_size, work, store=state.name,
+                             image=loc.image) as raw:
+            return store_stream(target, name, raw, verdict.virtual_size, settings, target.limit(), format="raw",
+                                extra=extra)

@@ -113,8 +113,9 @@ def get(state: StoreState, location: Location | str, offset: int = 0, length: in
 
 
 def download_to(state: StoreState, location: Location | str, path: str | os.PathLike[str], *, verify: bool = True,
-                progress: Progress | None = None) -> ImageInfo:
-    """Write the image to ``path`` atomically (temporary file, fsync, rename), verified."""
+                progress: Progress | None = None, durable: bool = True) -> ImageInfo:
+    """Write the image to ``path`` atomically (temporary file, fsync unless not ``durable``, rename),
+    verified, sparse where it holds zeros."""
     loc = state.location(location)
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgument(f"path must be a file path, not {type(path).__name__}", store=state.name,
@@ -122,7 +123,7 @@ def download_to(state: StoreState, location: Location | str, path: str | os.Path
     info = stat(state, loc)
     with open_image(state, loc, verify=verify, progress=progress) as reader:
         try:
-            write_atomically(reader, path)
+            write_atomically(reader, path, durable=durable)
         except OSError as exc:  # the local destination, not the backend
             raise translate(exc, f"write {os.fspath(path)}", store=state.name, image=loc.image) from exc
     return info
