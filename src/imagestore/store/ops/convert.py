@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import replace
 
 from ...engine import qemu
+from ...engine.scratch import scratch
 from ...engine.progress import Progress
 from ...errors import AlreadyExists, BackendError, NotFound, UnsafeImage, Unsupported
 from ...formats.inspector import inspect
@@ -122,7 +122,7 @@ def _convert(state: StoreState, loc: Location, info: ImageInfo, target: StoreSta
     digest = bases.source_digest(info)
     assert digest is not None
     target.require_write(name)
-    with tempfile.TemporaryDirectory(prefix=f"imagestore-convert-{os.getpid()}-") as work:
+    with scratch(info.size, store=state.name, image=loc.image) as work:
         spool = os.path.join(work, "source")
         # the bytes qemu-img reads: verified; a scratch file (no fsync), sparse where the source has zeros
         download_to(state, loc, spool, verify=True, progress=progress, durable=False)
