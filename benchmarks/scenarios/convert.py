@@ -1,8 +1,9 @@
 """Convert once, clone forever (``--scenario convert``): a qcow2 image in a file store cloned with
 ``format="raw"`` into an RBD pool. Figures, same run, interleaved, best of ``ctx.runs``:
 
-* the first clone (verified spool, inspection, ``qemu-img``, the raw base's add, the RBD clone)
-  against ``qemu-img convert -f qcow2 -O raw`` of the same local file straight into the pool;
+* the first clone (a verified inspection pass, ``qemu-img`` reading the verified blocks, the raw
+  base's add, the RBD clone) against ``qemu-img convert -f qcow2 -O raw`` of the same local file
+  straight into the pool;
 * the second clone (an RBD clone of the existing base) of an 8 GiB-virtual image against that of a
   1 GiB-virtual one, and against the RBD clone of a raw image of the same pool;
 * ``rbd du`` of the base against the source's data.
@@ -22,7 +23,7 @@ from typing import Any
 
 import imagestore
 
-from ..env.context import Context
+from ..env.context import Context, settle
 from ..env.services import Services
 from ..figures import gib_label, target
 from ..stores import file_store, remove_tree
@@ -113,6 +114,7 @@ def run(ctx: Context) -> dict[str, Any]:
             with open(src, "rb") as fh:
                 info = images.add(f"src{run_no}", fh, os.path.getsize(src), format="qcow2")
             for which in (("clone", "qemu") if run_no % 2 == 0 else ("qemu", "clone")):
+                settle(ctx)  # the source's writeback, the last run's deletes in the OSD: not billed to this one
                 start = time.perf_counter()
                 if which == "qemu":
                     subprocess.run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", str(src),

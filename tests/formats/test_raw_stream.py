@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from imagestore import BackendError
+from imagestore import BackendError, ChecksumMismatch
 from imagestore.engine import qemu
-from imagestore.engine.nbd import NbdError, NbdSink
+from imagestore.engine.nbd import NbdError, NbdSink, NbdSource
 
 MiB = 1 << 20
 
@@ -155,3 +155,59 @@ def test_a_client_that_breaks_the_stream_ends_it_with_an_error(tmp_path: Path, b
         for _ in _serve(tmp_path, client):
             pass
     assert replies[0] == 0 and all(code == 22 for code in replies[1:])
+
+
+class _FileRanges:
+    """A local file served by range (what a stored image's verified blocks are to the export);
+    ``bad`` makes a read that touches that offset fail as a block that does not match would."""
+
+    def __init__(self, path: Path, bad: int | None = None) -> None:
+        self._data = path.read_bytes()
+        self.size = len(self._data)
+        self._bad = bad
+        self.reads = 0
+
+    def pread(self, offset: int, length: int) -> bytes:
+        self.reads += 1
+        if self._bad is not None and offset <= self._bad < offset + length:
+            raise ChecksumMismatch(f"block {self._bad >> 20} does not match the block table", algorithm="blake3",
+                                   expected="00", actual="11", store="s", image="img-2")
+        return self._data[offset:offset + length]
+
+
+@pytest.mark.parametrize("options", [[], ["-c"]], ids=["plain", "compressed"])
+def test_a_source_served_by_range_converts_as_the_file_does(tmp_path: Path, options: list[str]) -> None:
+    raw = _qcow2(tmp_path / "disk.qcow2", *options)
+    source = _FileRanges(tmp_path / "disk.qcow2")
+    got = hashlib.sha256()
+    with qemu.raw_stream(source, "qcow2", 64 * MiB, str(tmp_path), store="s", image="i") as stream:
+        for chunk in stream:
+            got.update(chunk)
+    assert source.reads > 0 and got.hexdigest() == hashlib.sha256(raw.read_bytes()).hexdigest()
+
+
+def test_a_refused_source_read_fails_the_conversion_with_its_own_error(tmp_path: Path) -> None:
+    _qcow2(tmp_path / "disk.qcow2")
+    size = os.path.getsize(tmp_path / "disk.qcow2")
+    with pytest.raises(ChecksumMismatch, match="block") as err:
+        with qemu.raw_stream(_FileRanges(tmp_path / "disk.qcow2", bad=size - 2048), "qcow2", 64 * MiB,
+                             str(tmp_path), store="s", image="img-2") as stream:
+            for _ in stream:
+                pass
+    assert err.value.image == "img-2"
+
+
+def test_the_source_export_refuses_writes(tmp_path: Path) -> None:
+    path = str(tmp_path / "src.sock")
+    (tmp_path / "f").write_bytes(b"abc" * 1000)
+    source = NbdSource(path, _FileRanges(tmp_path / "f"), alive=lambda: True, deadline=time.monotonic() + 30,
+                       poll=0.05)
+    with source:
+        source.start()
+        client = _Client(path)
+        client.sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 0, 5, 10, 4))  # NBD_CMD_READ 4 bytes at 10
+        header = client.sock.recv(16)
+        assert struct.unpack(">IIQ", header)[1:] == (0, 5) and client.sock.recv(4) == b"bcab"
+        assert client.write(0, b"x") == 1  # EPERM: a read-only export
+        assert client.sock.recv(1) == b""  # and the export ends
+    assert isinstance(source.error, NbdError) and "read-only" in str(source.error) and source.served == 4

@@ -16,11 +16,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import IO
 
-from ..errors import BackendError, Unsupported
-from .nbd import NbdError, NbdSink
+from ..errors import BackendError, ImageStoreError, Unsupported
+from .nbd import NbdError, NbdSink, NbdSource
+from .nbd.source import RangeSource
 from .slots import Slots, SlotSource
 
 __all__ = ["DRIVERS", "Limits", "qemu_img", "raw_stream"]
@@ -55,10 +56,12 @@ def qemu_img() -> str:
     return found
 
 
-def _source_spec(fmt: str, path: str) -> str:
-    """The source as a ``json:`` filename: a local file, and for the formats that can have one, no
-    backing file (``"backing": null``: none is opened whatever the header names)."""
-    spec: dict[str, object] = {"file": {"driver": "file", "filename": path}}
+def _source_spec(fmt: str, path: str, *, nbd: bool) -> str:
+    """The source as a ``json:`` filename: a local file or an NBD export on the unix socket
+    ``path``, and for the formats that can have one, no backing file (``"backing": null``: none is
+    opened whatever the header names)."""
+    file = {"driver": "nbd", "server": {"type": "unix", "path": path}} if nbd else {"driver": "file", "filename": path}
+    spec: dict[str, object] = {"file": file}
     if fmt in _BACKING:
         spec["backing"] = None
     return "json:" + json.dumps(spec, separators=(",", ":"))
@@ -69,33 +72,47 @@ _BACKING = frozenset({"qcow2", "vmdk"})
 
 
 @contextmanager
-def raw_stream(source: str, fmt: str, size: int, workdir: str, *, store: str, image: str,
+def raw_stream(source: str | RangeSource, fmt: str, size: int, workdir: str, *, store: str, image: str,
                limits: Limits | None = None) -> Iterator[SlotSource]:
-    """The raw disk of the local file ``source`` (of disk format ``fmt``, ``size`` bytes of virtual
-    disk) as a stream of chunks, converted by ``qemu-img`` into an NBD export on a unix socket in
-    ``workdir``: nothing of the raw disk is written locally, zero runs arrive as shared zeros.
-    Leaving the block stops the conversion; a failed one raises BackendError naming the image."""
+    """The raw disk of ``source`` (of disk format ``fmt``, ``size`` bytes of virtual disk) as a stream
+    of chunks, converted by ``qemu-img`` into an NBD export on a unix socket in ``workdir``: nothing
+    of the raw disk is written locally, zero runs arrive as shared zeros. ``source`` is a local file,
+    or a :class:`~.nbd.source.RangeSource` served to qemu-img as a read-only NBD export (the
+    stored image's verified blocks: no local copy of the input either). Leaving the block stops
+    the conversion; a failed one raises BackendError naming the image (or the source's own error,
+    such as a block that does not match its digest)."""
     driver = DRIVERS.get(fmt)
     if driver is None:
         raise Unsupported(f"a {fmt} image cannot be converted to raw", store=store, image=image)
-    limits = limits or Limits(os.path.getsize(source))
+    local = isinstance(source, str)
+    limits = limits or Limits(os.path.getsize(source) if isinstance(source, str) else source.size)
     sock = os.path.join(workdir, "raw.sock")
+    path = source if isinstance(source, str) else os.path.join(workdir, "source.sock")
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
-    try:
-        sink = NbdSink(sock, size, alive=lambda: proc is not None and proc.poll() is None,
-                       deadline=started + limits.wall)
-    except OSError as exc:  # e.g. a TMPDIR too long for a unix socket's path
-        raise BackendError(f"no socket for qemu-img's output in {workdir}: {exc.strerror}", store=store,
-                           image=image) from None
-    # without -W the writes arrive in order; --target-is-zero: zero runs are skipped, not written
-    argv = [qemu_img(), "convert", "-q", "-n", "--target-is-zero", "-S", "4k", "-f", driver, "-O", "raw",
-            _source_spec(fmt, source), f"nbd+unix:///?socket={sock}"]
-    with sink, open(os.path.join(workdir, "qemu-img.err"), "w+b") as err:
+
+    def alive() -> bool:
+        return proc is not None and proc.poll() is None
+
+    with ExitStack() as stack:
+        try:
+            sink = stack.enter_context(NbdSink(sock, size, alive=alive, deadline=started + limits.wall))
+            served = None if isinstance(source, str) else \
+                stack.enter_context(NbdSource(path, source, alive=alive, deadline=started + limits.wall))
+        except OSError as exc:  # e.g. a TMPDIR too long for a unix socket's path
+            raise BackendError(f"no socket for qemu-img in {workdir}: {exc.strerror}", store=store,
+                               image=image) from None
+        # without -W the writes arrive in order; --target-is-zero: zero runs are skipped, not written
+        argv = [qemu_img(), "convert", "-q", "-n", "--target-is-zero", "-S", "4k", "-f", driver, "-O", "raw",
+                _source_spec(fmt, path, nbd=not local),
+                f"nbd+unix:///?socket={sock}"]
+        err = stack.enter_context(open(os.path.join(workdir, "qemu-img.err"), "w+b"))
         proc = _spawn(argv, err, limits)
-        failure = _Failure(proc, err, fmt, limits, started, {source: "<source>", sock: "<target>"},
+        failure = _Failure(proc, err, fmt, limits, started, {path: "<source>", sock: "<target>"}, served,
                            store=store, image=image)
         try:
+            if served is not None:
+                served.start()
             yield _RawStream(sink, failure)
         finally:
             if proc.poll() is None:
@@ -135,7 +152,7 @@ class _RawStream(SlotSource):
             failure.proc.wait(timeout=max(1.0, sink.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise failure.error("it did not exit after the last write") from None
-        if failure.proc.returncode != 0:
+        if failure.proc.returncode != 0 or failure.refused() is not None:
             raise failure.error(f"exit status {failure.proc.returncode}")
         yield from sink.tail(slots)
 
@@ -144,11 +161,17 @@ class _Failure:
     """What a failed conversion says: qemu-img's own last error line, else ``fallback``."""
 
     def __init__(self, proc: subprocess.Popen[bytes], err: IO[bytes], fmt: str, limits: Limits, started: float,
-                 redact: dict[str, str], *, store: str, image: str) -> None:
+                 redact: dict[str, str], source: NbdSource | None, *, store: str, image: str) -> None:
         self.proc, self._err, self._fmt, self._limits, self._started = proc, err, fmt, limits, started
+        self._source = source
         self._redact, self._store, self._image = redact, store, image
 
-    def error(self, fallback: str) -> BackendError:
+    def refused(self) -> ImageStoreError | None:
+        """The error of a read the source export refused, if one was."""
+        cause = self._source.error if self._source is not None else None
+        return cause if isinstance(cause, ImageStoreError) else None
+
+    def error(self, fallback: str) -> Exception:
         if self.proc.poll() is None:
             try:  # qemu-img's side of the story: it is ending, or it is stuck and is killed
                 self.proc.wait(timeout=5)
@@ -165,5 +188,8 @@ class _Failure:
             why = lines[-1] if lines and self.proc.returncode else fallback
             for path, name in self._redact.items():
                 why = why.replace(path, name)
+        cause = self.refused()
+        if cause is not None:  # the input was refused (a block not its digest): that is the story
+            return cause
         return BackendError(f"qemu-img could not convert the {self._fmt} image to raw after "
                             f"{time.monotonic() - self._started:.1f} s: {why}", store=self._store, image=self._image)

@@ -7,13 +7,15 @@ later one clones the same base in O(1). A raw source in another backend is copie
 the same way (no conversion), so its later clones are O(1) too. Into a store that cannot clone
 copy-on-write, each clone is a converted copy.
 
-Only verified, safe bits are converted: the source is spooled to a local file through a verified
-read (its BLAKE3 digest, else its strongest checksum), the spool is inspected (no backing file,
-no external data file or extent, declared format = detected) and only then does ``qemu-img``
-run on it (:mod:`...engine.qemu`), its raw output streamed into the add pipeline (no local raw
-copy). The base is added through the one add pipeline (its BLAKE3
-digest and block table, atomic publish: of two converters at once one publishes, the other uses
-its base), sparse (zero blocks are not written)."""
+Only verified, safe bits are converted: a source with a block table is read once, block by block
+verified, through the format inspector (no backing file, no external data file or extent,
+declared format = detected), and only then does ``qemu-img`` run (:mod:`...engine.qemu`), reading
+the same image through a read-only NBD export whose every read comes from blocks checked against
+the same table (no local copy). A source without a table is spooled to a local scratch file
+through a verified read (its strongest checksum) and inspected there. ``qemu-img``'s raw output
+is streamed into the add pipeline (no local raw copy either). The base is added through the one
+add pipeline (its BLAKE3 digest and block table, atomic publish: of two converters at once one
+publishes, the other uses its base), sparse (zero blocks are not written)."""
 
 from __future__ import annotations
 
@@ -21,18 +23,21 @@ import logging
 import os
 from dataclasses import replace
 
+from ...config import StoreSettings
 from ...engine import qemu
 from ...engine.scratch import scratch
 from ...engine.progress import Progress
+from ...engine.ranges import VerifiedBlocks
 from ...errors import AlreadyExists, BackendError, NotFound, UnsafeImage, Unsupported
 from ...formats.inspector import inspect
+from ...formats.verdict import FormatVerdict
 from ...formats.policy import FormatPolicy
 from ...location import Location
 from ...results import CloneCheck, CloneRefusal, ImageInfo
 from .. import bases
 from ..state import StoreState
 from .add import store_stream
-from .read import download_to, stat
+from .read import blockwise, download_to, open_image, stat, verified_blocks
 
 __all__ = ["CONVERTIBLE", "converted_copy", "ensure_base", "plan_raw"]
 
@@ -118,30 +123,42 @@ def _existing_base(target: StoreState, name: str) -> ImageInfo | None:
 
 def _convert(state: StoreState, loc: Location, info: ImageInfo, target: StoreState, name: str, *,
              base: bool, progress: Progress | None) -> ImageInfo:
-    """Spool the source verified, inspect it, convert it, and add the raw result as ``name``."""
+    """Read the source verified, inspect it, convert it, and add the raw result as ``name``."""
     digest = bases.source_digest(info)
     assert digest is not None
     target.require_write(name)
+    extra = {bases.SOURCE_LOCATION: str(loc.with_store(state.name)),
+             bases.SOURCE_FORMAT: info.format or "raw", bases.SOURCE_DIGEST: ":".join(digest)} if base else {}
+    # a base is the library's own: its BLAKE3 digest and block table, not the store's glance checksums
+    settings = replace(target.settings, checksums=()) if base else target.settings
+    if info.format == "raw":  # a copy, verified as it is read
+        with open_image(state, loc, verify=True, progress=progress) as reader:
+            return store_stream(target, name, reader, info.size, settings, target.limit(), format="raw", extra=extra)
+    if blockwise(info) and state.caps.range_read:
+        # inspected in one verified pass, then served to qemu-img block by block, each checked against
+        # the same table: the converter reads the bytes the inspector passed, and no local copy is made
+        whole, blocks = verified_blocks(state, loc, info)
+        with whole:
+            verdict = inspect(whole)
+        with blocks, scratch(0, store=state.name, image=loc.image) as work:
+            return _raw_base(state, loc, info, verdict, blocks, work, target, name, settings, extra)
     with scratch(info.size, store=state.name, image=loc.image) as work:
         spool = os.path.join(work, "source")
         # the bytes qemu-img reads: verified; a scratch file (no fsync), sparse where the source has zeros
         download_to(state, loc, spool, verify=True, progress=progress, durable=False)
-        extra = {bases.SOURCE_LOCATION: str(loc.with_store(state.name)),
-                 bases.SOURCE_FORMAT: info.format or "raw", bases.SOURCE_DIGEST: ":".join(digest)} if base else {}
-        # a base is the library's own: its BLAKE3 digest and block table, not the store's glance checksums
-        settings = replace(target.settings, checksums=()) if base else target.settings
-        if info.format == "raw":
-            with open(spool, "rb") as fh:
-                return store_stream(target, name, fh, os.fstat(fh.fileno()).st_size, settings, target.limit(),
-                                    format="raw", extra=extra)
-        verdict = inspect(spool)
-        _SAFE.check(verdict, declared=info.format, store=state.name, image=loc.image)
-        if info.format is None or verdict.virtual_size is None:
-            raise UnsafeImage("the image's virtual size could not be read", format=info.format,
-                              reasons=["no virtual size in the header"], store=state.name, image=loc.image)
-        target.limit().check(verdict.virtual_size, "raw size", store=target.name, image=name)
-        # qemu-img's raw output goes straight into the add pipeline: no local raw copy is written
-        with qemu.raw_stream(spool, info.format, verdict.virtual_size, work, store=state.name,
-                             image=loc.image) as raw:
-            return store_stream(target, name, raw, verdict.virtual_size, settings, target.limit(), format="raw",
-                                extra=extra)
+        return _raw_base(state, loc, info, inspect(spool), spool, work, target, name, settings, extra)
+
+
+def _raw_base(state: StoreState, loc: Location, info: ImageInfo, verdict: FormatVerdict, source: str | VerifiedBlocks,
+              work: str, target: StoreState, name: str, settings: StoreSettings, extra: dict[str, str]) -> ImageInfo:
+    """Refuse an unsafe source (its ``verdict``), else convert ``source`` and add the raw disk as ``name``."""
+    _SAFE.check(verdict, declared=info.format, store=state.name, image=loc.image)
+    if info.format is None or verdict.virtual_size is None:
+        raise UnsafeImage("the image's virtual size could not be read", format=info.format,
+                          reasons=["no virtual size in the header"], store=state.name, image=loc.image)
+    target.limit().check(verdict.virtual_size, "raw size", store=target.name, image=name)
+    # qemu-img's raw output goes straight into the add pipeline: no local raw copy is written
+    with qemu.raw_stream(source, info.format, verdict.virtual_size, work, store=state.name,
+                         image=loc.image) as raw:
+        return store_stream(target, name, raw, verdict.virtual_size, settings, target.limit(), format="raw",
+                            extra=extra)

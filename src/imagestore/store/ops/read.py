@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ...spi.contract import Reader
 from ...errors import BackendError, ChecksumMismatch, InvalidArgument, Unsupported
@@ -15,6 +15,7 @@ from ...engine.hashing import BLOCK_ENTRY, BLOCK_SIZE, INTEGRITY, strongest, val
 from ...location import Location
 from ...engine.pipeline import check_options
 from ...engine.progress import Progress
+from ...engine.ranges import VerifiedBlocks
 from ...engine.reader import ImageReader, write_atomically
 from ...results import ImageInfo, decode_metadata
 from ...spi.retry import translate
@@ -22,7 +23,7 @@ from ..args import is_count
 from .. import tables
 from ..state import StoreState
 
-__all__ = ["download_to", "get", "open_image", "stat", "verify_source", "version"]
+__all__ = ["blockwise", "download_to", "get", "open_image", "stat", "verified_blocks", "verify_source", "version"]
 
 log = logging.getLogger("imagestore")
 
@@ -51,10 +52,10 @@ def open_image(state: StoreState, location: Location | str, offset: int = 0, len
                           store=state.name, image=loc.image)
     if verify is None:
         verify = state.settings.verify_reads or bool(expected) if whole else \
-            state.settings.verify_reads and _blockwise(info)
+            state.settings.verify_reads and blockwise(info)
     if not whole and not state.caps.range_read:
         raise Unsupported("this store cannot read ranges", store=state.name, image=loc.image)
-    if verify and not whole and not _blockwise(info):
+    if verify and not whole and not blockwise(info):
         raise Unsupported("this image has no block table to verify a range with (it was stored without one); "
                           "read it whole or pass verify=False", store=state.name, image=loc.image)
     start = min(offset, info.size)
@@ -69,15 +70,37 @@ def open_image(state: StoreState, location: Location | str, offset: int = 0, len
         raise Unsupported("no checksum is stored for this image; pass expected=", store=state.name,
                           image=loc.image)
 
+    return _reader(state, loc, start, count, expected=want, progress=progress, blocks=blocks)
+
+
+def _reader(state: StoreState, loc: Location, start: int, count: int, *, expected: Mapping[str, str] | None,
+            progress: Progress | None, blocks: BlockCheck | None) -> ImageReader:
     def opener(at: int, n: int) -> Reader:
         return state.call("open", lambda: state.driver.open_reader(loc, at, n), loc.image)
 
-    return ImageReader(opener, offset=start, size=count, chunk_size=state.settings.chunk_size, expected=want,
+    return ImageReader(opener, offset=start, size=count, chunk_size=state.settings.chunk_size, expected=expected,
                        progress=progress, store=state.name, image=loc.image, policy=state.settings.retry,
                        blocks=blocks)
 
 
-def _blockwise(info: ImageInfo) -> bool:
+def verified_blocks(state: StoreState, loc: Location, info: ImageInfo) -> tuple[ImageReader, VerifiedBlocks]:
+    """Two views of an image that can be verified by block (:func:`blockwise`), both checked against
+    the one table fetched now (so both see the same bytes, whatever happens to the image
+    meanwhile): a whole read, and its blocks by range (a converter's input)."""
+    check = _pinned(state, loc, info)
+    bs = check(0, 0).span.block_size
+
+    def fetch(first: int, count: int) -> list[memoryview]:
+        start, end = first * bs, min(info.size, (first + count) * bs)
+        with _reader(state, loc, start, end - start, expected=None, progress=None, blocks=check(start, end)) as r:
+            data = memoryview(r.read())
+        return [data[at:at + bs] for at in range(0, len(data), bs)]
+
+    whole = _reader(state, loc, 0, info.size, expected=None, progress=None, blocks=check(0, info.size))
+    return whole, VerifiedBlocks(fetch, bs, info.size)
+
+
+def blockwise(info: ImageInfo) -> bool:
     """Whether a range of the image can be verified: by its block table, or (an image of one block)
     by its whole digest."""
     return info.block_table is not None or (info.integrity is not None and info.size <= BLOCK_SIZE)
@@ -96,13 +119,23 @@ def _whole_by_blocks(state: StoreState, loc: Location, info: ImageInfo, count: i
 def _block_check(state: StoreState, loc: Location, info: ImageInfo, start: int, count: int) -> BlockCheck:
     """The block-by-block check of ``count`` bytes from ``start``: against the image's table, or the
     whole image against its digest when it is one block."""
+    return _pinned(state, loc, info)(start, start + count)
+
+
+def _pinned(state: StoreState, loc: Location, info: ImageInfo) -> Callable[[int, int], BlockCheck]:
+    """Checks of ranges ``[start, end)`` of the image, all against the table (or the one-block
+    image's whole digest) fetched now."""
     if info.block_table is not None:
-        span = BlockSpan(tables.block_size(info), info.size, start, start + count)
-        return BlockCheck(span, tables.load(state, loc, info), BLOCK_ENTRY, store=state.name, image=loc.image)
-    assert info.integrity is not None
-    span = BlockSpan(max(info.size, 1), info.size, start, start + count)
-    return BlockCheck(span, bytes.fromhex(info.integrity), len(info.integrity) // 2, store=state.name,
-                      image=loc.image)
+        digests, entry, block_size = tables.load(state, loc, info), BLOCK_ENTRY, tables.block_size(info)
+    else:
+        assert info.integrity is not None
+        digests, entry, block_size = bytes.fromhex(info.integrity), len(info.integrity) // 2, max(info.size, 1)
+
+    def check(start: int, end: int) -> BlockCheck:
+        return BlockCheck(BlockSpan(block_size, info.size, start, end), digests, entry, store=state.name,
+                          image=loc.image)
+
+    return check
 
 
 def get(state: StoreState, location: Location | str, offset: int = 0, length: int | None = None, *,
