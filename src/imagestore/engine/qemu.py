@@ -84,10 +84,12 @@ def raw_stream(source: str | RangeSource, fmt: str, size: int, workdir: str, *, 
     driver = DRIVERS.get(fmt)
     if driver is None:
         raise Unsupported(f"a {fmt} image cannot be converted to raw", store=store, image=image)
-    local = isinstance(source, str)
-    limits = limits or Limits(os.path.getsize(source) if isinstance(source, str) else source.size)
+    if isinstance(source, str):
+        path, served_source, input_size = source, None, os.path.getsize(source)
+    else:
+        path, served_source, input_size = os.path.join(workdir, "source.sock"), source, source.size
+    limits = limits or Limits(input_size)
     sock = os.path.join(workdir, "raw.sock")
-    path = source if isinstance(source, str) else os.path.join(workdir, "source.sock")
     started = time.monotonic()
     proc: subprocess.Popen[bytes] | None = None
 
@@ -97,15 +99,14 @@ def raw_stream(source: str | RangeSource, fmt: str, size: int, workdir: str, *, 
     with ExitStack() as stack:
         try:
             sink = stack.enter_context(NbdSink(sock, size, alive=alive, deadline=started + limits.wall))
-            served = None if isinstance(source, str) else \
-                stack.enter_context(NbdSource(path, source, alive=alive, deadline=started + limits.wall))
+            served = None if served_source is None else \
+                stack.enter_context(NbdSource(path, served_source, alive=alive, deadline=started + limits.wall))
         except OSError as exc:  # e.g. a TMPDIR too long for a unix socket's path
             raise BackendError(f"no socket for qemu-img in {workdir}: {exc.strerror}", store=store,
                                image=image) from None
         # without -W the writes arrive in order; --target-is-zero: zero runs are skipped, not written
         argv = [qemu_img(), "convert", "-q", "-n", "--target-is-zero", "-S", "4k", "-f", driver, "-O", "raw",
-                _source_spec(fmt, path, nbd=not local),
-                f"nbd+unix:///?socket={sock}"]
+                _source_spec(fmt, path, nbd=served is not None), f"nbd+unix:///?socket={sock}"]
         err = stack.enter_context(open(os.path.join(workdir, "qemu-img.err"), "w+b"))
         proc = _spawn(argv, err, limits)
         failure = _Failure(proc, err, fmt, limits, started, {path: "<source>", sock: "<target>"}, served,
