@@ -1,9 +1,10 @@
 """Convert once, clone forever (``--scenario convert``): a qcow2 image in a file store cloned with
 ``format="raw"`` into an RBD pool. Figures, same run, interleaved, best of ``ctx.runs``:
 
-* the first clone (a verified inspection pass, ``qemu-img`` reading the verified blocks, the raw
-  base's add, the RBD clone) against ``qemu-img convert -f qcow2 -O raw`` of the same local file
-  straight into the pool;
+* the first clone (the verified inspection of the source's metadata, ``qemu-img`` reading the
+  verified blocks, the raw base's add, the RBD clone) against ``qemu-img convert -f qcow2 -O raw``
+  of the same local file straight into the pool, each step on a pool emptied of the last one's
+  image (the memstore OSD holds it in RAM) and alternating which goes first;
 * the second clone (an RBD clone of the existing base) of an 8 GiB-virtual image against that of a
   1 GiB-virtual one, and against the RBD clone of a raw image of the same pool;
 * ``rbd du`` of the base against the source's data.
@@ -114,24 +115,24 @@ def run(ctx: Context) -> dict[str, Any]:
             with open(src, "rb") as fh:
                 info = images.add(f"src{run_no}", fh, os.path.getsize(src), format="qcow2")
             for which in (("clone", "qemu") if run_no % 2 == 0 else ("qemu", "clone")):
-                settle(ctx)  # the source's writeback, the last run's deletes in the OSD: not billed to this one
+                settle(ctx)  # the source's writeback, the last step's deletes in the OSD: not billed to this one
                 start = time.perf_counter()
                 if which == "qemu":
                     subprocess.run(["qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", str(src),
                                     _qemu_rbd(spec, "vms", f"{tag}-plain{run_no}")], check=True)
                     plain.append(time.perf_counter() - start)
+                    _admin(spec, "rbd", "rm", "--no-progress", f"vms/{tag}-plain{run_no}")
                 else:
                     made = images.clone(info.location, vms, name=f"{tag}-first{run_no}", format="raw")
                     first.append(time.perf_counter() - start)
                     assert made.converted and made.base is not None
                     base = made.base.image
+                    du = json.loads(_admin(spec, "rbd", "du", "--format", "json", f"vms/{base}@snap"))
+                    used = sum(i["used_size"] for i in du["images"])
+                    obj = json.loads(_admin(spec, "rbd", "info", "--format", "json", f"vms/{base}"))["object_size"]
+                    _drop(vms, f"{tag}-first{run_no}", base)  # each step starts on an empty pool: memstore holds it in RAM
             ctx.log(f"convert: run {run_no}: first clone {first[-1]:.2f} s, qemu-img into the pool {plain[-1]:.2f} s")
             src.unlink()
-            du = json.loads(_admin(spec, "rbd", "du", "--format", "json", f"vms/{base}@snap"))
-            used = sum(i["used_size"] for i in du["images"])
-            obj = json.loads(_admin(spec, "rbd", "info", "--format", "json", f"vms/{base}"))["object_size"]
-            _drop(vms, f"{tag}-first{run_no}", base)  # the room back: the memstore OSD holds it in RAM
-            _admin(spec, "rbd", "rm", "--no-progress", f"vms/{tag}-plain{run_no}")
         result.update(first_clone_s=[round(s, 3) for s in first], qemu_img_into_pool_s=[round(s, 3) for s in plain],
                       base_used_bytes=used, object_size=obj)
         targets.append(target("first_clone_vs_qemu_img",

@@ -1,10 +1,12 @@
-"""What ``qemu-img`` reads when a clone converts: a stored image with a block table is inspected in
-one verified pass and then served to ``qemu-img`` as a read-only NBD export of blocks checked
-against the same table (no local copy); a block changed between the two is refused by name; an
-image without a table (an older store's) is spooled locally, verified by its checksum, as before."""
+"""What ``qemu-img`` reads when a clone converts: of a stored image with a block table the inspector
+reads the metadata its parsers ask for, and ``qemu-img`` the image, both from a read-only view of
+blocks checked against the one table (no local copy); a block changed between the two is refused
+by name; an image without a table (an older store's) is spooled locally, verified by its
+checksum, as before."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from imagestore.engine import qemu
 from imagestore.engine.ranges import VerifiedBlocks
 from imagestore.store import tables
 from imagestore.store.ops import convert as convert_module
+from imagestore.store.ops import read as read_module
 
 from .conftest import Opened
 from .test_convert import DISK, Target, _source
@@ -63,10 +66,10 @@ def test_a_block_changed_after_inspection_is_refused_by_name(opened: Opened, tmp
     info = images.add(image_id, _source(tmp_path, "qcow2", image_id).read_bytes(), format="qcow2")
     stored = tmp_path / "images" / image_id
     at = os.path.getsize(stored) // 2  # a data cluster: qemu-img reads it
-    real = convert_module.inspect
+    real = convert_module.inspect_at
 
-    def inspect_then_change(source: object) -> object:
-        verdict = real(source)  # type: ignore[arg-type]
+    def inspect_then_change(*args: object) -> object:
+        verdict = real(*args)  # type: ignore[arg-type]
         os.chmod(stored, 0o600)
         with open(stored, "r+b") as fh:  # the image changes behind the store's back after the inspection
             fh.seek(at)
@@ -75,7 +78,9 @@ def test_a_block_changed_after_inspection_is_refused_by_name(opened: Opened, tmp
             fh.write(bytes([byte[0] ^ 0xFF]))
         return verdict
 
-    monkeypatch.setattr(convert_module, "inspect", inspect_then_change)
+    monkeypatch.setattr(convert_module, "inspect_at", inspect_then_change)
+    # keep one block: what the inspection read (and verified) is not what qemu-img reads again
+    monkeypatch.setattr(read_module, "VerifiedBlocks", functools.partial(VerifiedBlocks, window=1, capacity=1))
     with pytest.raises(ChecksumMismatch) as err:
         images.clone(info.location, vms, name=f"{image_id}-a", format="raw")
     block = at // tables.block_size(info)

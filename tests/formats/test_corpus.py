@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
 
-from imagestore.formats import FormatVerdict, StreamInspector, inspect
+from imagestore.formats import FormatVerdict, StreamInspector, inspect, inspect_at
 
 from .builders import verdict_of
 from .conftest import CORPUS, Sample
@@ -95,3 +96,41 @@ def test_to_dict() -> None:
     verdict = FormatVerdict("qcow2", False, ("a", "b"), 10, None)
     assert verdict.to_dict() == {"format": "qcow2", "safe": False, "reasons": ["a", "b"],
                                  "virtual_size": 10, "partition_table": None}
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_reading_only_what_the_parsers_ask_for_gives_the_full_verdict(corpus: dict[str, Sample], name: str) -> None:
+    """A source read at random offsets (a converter's) is inspected from its head, the regions its
+    parsers ask for and its tail: the verdict of a full pass, every byte read once at most."""
+    data = corpus[name].data()
+    reads: list[tuple[int, int]] = []
+
+    def read_at(at: int, n: int) -> bytes:
+        reads.append((at, n))
+        return data[at:at + n]
+
+    for chunk in (4096, 1 << 20):
+        reads.clear()
+        assert inspect_at(read_at, len(data), chunk) == inspect(corpus[name].path), chunk
+        assert all(a + n <= b for (a, n), (b, _) in zip(reads, reads[1:])), "forward only"
+
+
+def test_a_large_qcow2_is_inspected_from_its_metadata(tmp_path) -> None:
+    """Of an image mostly data, the parsers ask for the header and the tables: the rest is skipped."""
+    import subprocess
+    raw = tmp_path / "disk.raw"
+    with open(raw, "wb") as f:
+        f.write(os.urandom(24 << 20))
+    image = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(image)], check=True)
+    data = image.read_bytes()
+    read = 0
+
+    def read_at(at: int, n: int) -> bytes:
+        nonlocal read
+        read += n
+        return data[at:at + n]
+
+    verdict = inspect_at(read_at, len(data), 64 << 10)
+    assert verdict == inspect(image) and verdict.format == "qcow2" and verdict.safe
+    assert read < len(data) // 8, f"{read} of {len(data)} bytes read"

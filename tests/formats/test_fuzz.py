@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagestore.formats import KNOWN_FORMATS, FormatVerdict
+from imagestore.formats import KNOWN_FORMATS, FormatVerdict, inspect_at
 
 from .builders import verdict_of
 from .conftest import CORPUS, Sample
@@ -36,6 +36,8 @@ def _checked(data: bytes, chunk: int = 65536) -> FormatVerdict:
     verdict = verdict_of(data, chunk)
     whole = verdict_of(data, max(len(data), 1))
     assert (verdict.format, verdict.safe) == (whole.format, whole.safe), (chunk, verdict, whole)
+    # read at random (what a converter's source gets): only what the parsers ask for, same verdict
+    assert inspect_at(lambda at, n: data[at:at + n], len(data), max(chunk, 4096)) == whole
     assert verdict.format is None or verdict.format in KNOWN_FORMATS
     assert verdict.safe is (not verdict.reasons)
     return verdict

@@ -50,9 +50,20 @@ def test_a_jump_fetches_where_it_lands_and_the_least_recent_blocks_go() -> None:
     with blocks:
         blocks.pread(0, 10)
         assert bytes(blocks.pread(8100, 10)) == DATA[8100:8110]
-        assert (8, 3, False) in calls  # fetched in line: the run ahead (3-5) was not it
+        assert (8, 1, False) in calls  # fetched in line: the run ahead (3-5) was not it
         assert bytes(blocks.pread(500, 10)) == DATA[500:510]
         assert calls.count((0, 3, False)) == 2  # block 0 went when 8-10 came in
+
+
+def test_a_jump_fetches_nothing_ahead_until_the_reads_go_on_in_order() -> None:
+    """An inspector's jumps (a table, the tail) cost the blocks they read; reading on from there is in order."""
+    blocks, calls = _blocks(window=2, capacity=9)
+    with blocks:
+        blocks.pread(9500, 10)  # a jump: block 9, nothing ahead
+        blocks.pread(3500, 1000)  # another: the blocks it needs, 3-4
+        assert calls == [(9, 1, False), (3, 2, False)]
+        blocks.pread(5500, 10)  # on from block 4: in order, 5-6 and 7-8 ahead
+        assert calls[2:] == [(5, 2, False), (7, 2, True)]
 
 
 def test_a_failed_run_ahead_is_raised_only_when_it_is_read() -> None:
@@ -62,7 +73,7 @@ def test_a_failed_run_ahead_is_raised_only_when_it_is_read() -> None:
         assert bytes(blocks.pread(9500, 10)) == DATA[9500:9510]
         with pytest.raises(ValueError, match="block 3"):
             blocks.pread(3000, 10)
-    assert blocks.fetched == 3 + 2
+    assert blocks.fetched == 3 + 1  # 0-2, then the block the jump read (9); 3-5 failed ahead, unread
 
 
 def test_a_failed_fetch_is_raised_to_the_reader_and_nothing_is_kept() -> None:

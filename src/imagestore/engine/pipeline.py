@@ -160,7 +160,9 @@ def write_stream(
     stay in one place (``Store.add``).
     """
     cap = limit.size
-    hasher = ParallelHasher((*settings.checksums, INTEGRITY, BLOCKS))
+    # BLAKE3 alone (a raw base records no glance checksums) may spread a chunk over the cores: no
+    # md5 or sha512 thread needs them
+    hasher = ParallelHasher((*settings.checksums, INTEGRITY, BLOCKS), parallel=not settings.checksums)
     inspector = StreamInspector() if settings.inspect else None
     ticker = Throttled(progress, size)
     total = 0

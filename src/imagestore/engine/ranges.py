@@ -15,8 +15,9 @@ __all__ = ["VerifiedBlocks"]
 class VerifiedBlocks:
     """``size`` bytes in blocks of ``block_size``; ``fetch(first, count)`` returns ``count`` blocks
     from index ``first``, each verified (it raises when one is not what the table records).
-    ``window`` blocks are fetched at once, and the run after the last one fetched ahead (its
-    failure raised only if it is read); ``capacity`` blocks are kept. :meth:`close` stops the
+    While the reads go in order (from the start, or on from the last run), ``window`` blocks are
+    fetched at once and the run after them fetched ahead (its failure raised only if it is read);
+    a jump fetches the blocks the read needs. ``capacity`` blocks are kept. :meth:`close` stops the
     fetching thread."""
 
     def __init__(self, fetch: Callable[[int, int], Sequence[bytes | memoryview]], block_size: int, size: int, *,
@@ -32,6 +33,7 @@ class VerifiedBlocks:
         self._cache: OrderedDict[int, bytes | memoryview] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[Sequence[bytes | memoryview]]] | None = None
+        self._next = 0  # the block after the last run fetched: a run from there reads in order
         self.fetched = 0
         """Blocks fetched (and verified) so far, refetches included."""
 
@@ -48,33 +50,36 @@ class VerifiedBlocks:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, index: int) -> Sequence[bytes | memoryview]:
-        """The run from ``index``: the one fetched ahead if it starts there, else fetched now; and
-        the next run is started ahead."""
-        count = min(self._window, self._count - index)
+    def _run(self, index: int, last: int) -> Sequence[bytes | memoryview]:
+        """The run from ``index``: the one fetched ahead if it starts there, else fetched now; and,
+        reading in order, the next run is started ahead. A jump (an inspector's table, the tail)
+        fetches the blocks up to ``last`` that the read needs, nothing more."""
+        sequential = index in (0, self._next)
+        count = min(self._window if sequential else last - index + 1, self._window, self._count - index)
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == index:
             got = ahead[1].result()
+            count = len(got)
         else:
             if ahead is not None:
                 ahead[1].cancel()  # a jump: the run fetched ahead is not wanted now
             got = self._fetch(index, count)
         if len(got) != count:
             raise ValueError(f"fetch({index}, {count}) returned {len(got)} blocks")
-        following = index + count
-        if following < self._count and following not in self._cache:
+        following = self._next = index + count
+        if sequential and following < self._count and following not in self._cache:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="imagestore-ranges")
             self._ahead = following, self._pool.submit(
                 self._fetch, following, min(self._window, self._count - following))
         return got
 
-    def _block(self, index: int) -> bytes | memoryview:
+    def _block(self, index: int, last: int) -> bytes | memoryview:
         block = self._cache.get(index)
         if block is not None:
             self._cache.move_to_end(index)
             return block
-        got = self._run(index)
+        got = self._run(index, last)
         count = len(got)
         self.fetched += count
         for i, data in enumerate(got, index):
@@ -90,9 +95,10 @@ class VerifiedBlocks:
         bs = self.block_size
         parts: list[bytes | memoryview] = []
         at = offset
+        last = (end - 1) // bs
         while at < end:
             index = at // bs
-            block = self._block(index)
+            block = self._block(index, last)
             lo = at - index * bs
             hi = min(len(block), end - index * bs)
             parts.append(memoryview(block)[lo:hi])

@@ -60,9 +60,9 @@ length field); a fixed VHD that lost its footer is, correctly, a raw disk.
 
 from __future__ import annotations
 
-from .inspector import StreamInspector, inspect
+from .inspector import StreamInspector, inspect, inspect_at
 from .policy import FormatPolicy
 from .verdict import BANNED_BY_DEFAULT, DEFAULT_ALLOWED_FORMATS, KNOWN_FORMATS, FormatVerdict
 
 __all__ = ["BANNED_BY_DEFAULT", "DEFAULT_ALLOWED_FORMATS", "KNOWN_FORMATS", "FormatPolicy", "FormatVerdict",
-           "StreamInspector", "inspect"]
+           "StreamInspector", "inspect", "inspect_at"]

@@ -9,6 +9,7 @@ image size, and a chunk nobody asked for costs a few comparisons.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import BinaryIO
 
 from .base import FormatParser
@@ -18,14 +19,14 @@ from .partitions import PartitionParser
 from .polyglot import decide
 from .qcow2 import Qcow2Parser
 from .qed import QedParser
-from .stream import ByteStream
+from .stream import TAIL_SIZE, ByteStream
 from .vdi import VdiParser
 from .verdict import FormatVerdict
 from .vhd import VhdParser
 from .vhdx import VhdxParser
 from .vmdk import VmdkParser
 
-__all__ = ["PARSERS", "StreamInspector", "inspect"]
+__all__ = ["PARSERS", "StreamInspector", "inspect", "inspect_at"]
 
 #: Every format recognised from the head of the stream.
 PARSERS: tuple[type[FormatParser], ...] = (
@@ -70,6 +71,15 @@ class StreamInspector:
             parser.guard(parser.finish, size, tail)
         self._verdict = decide(self._matches, self._table, size)
         return self._verdict
+
+    def wanted(self) -> int | None:
+        """The next offset a parser needs (the stream's position while the head is incomplete);
+        None when nothing before the tail is waited for."""
+        return self._stream.wanted()
+
+    def skip(self, to: int) -> None:
+        """Pass over bytes nobody needs, up to :meth:`wanted` (for a source read at random)."""
+        self._stream.skip(to)
 
     def _on_head(self) -> None:
         head = bytes(self._stream.head)
@@ -119,4 +129,28 @@ def _inspect_file(fileobj: BinaryIO, chunk_size: int) -> FormatVerdict:
             if not data:
                 break
             inspector.feed(data)
+    return inspector.finish()
+
+
+def inspect_at(read_at: Callable[[int, int], bytes | memoryview], size: int, chunk_size: int = 1 << 20) -> FormatVerdict:
+    """Inspect an image of ``size`` bytes that can be read at any offset (``read_at(offset,
+    length)``), reading only what the parsers ask for: the head, the regions their headers and
+    tables point at, and the tail. The verdict is the one a full pass gives (the parsers never see
+    a byte nobody asked for); a converter's source costs its metadata, not its data."""
+    if chunk_size < TAIL_SIZE:
+        raise ValueError(f"chunk_size must be at least {TAIL_SIZE}")
+    inspector = StreamInspector()
+    tail = max(size - TAIL_SIZE, 0)
+    pos = 0
+    while pos < size:
+        want = inspector.wanted()
+        to = tail if want is None else min(want, tail)
+        if to > pos:
+            inspector.skip(to)
+            pos = to
+        data = read_at(pos, min(chunk_size, size - pos))
+        if not data:
+            raise EOFError(f"the image ended at byte {pos} of {size}")
+        inspector.feed(data)
+        pos += len(data)
     return inspector.finish()

@@ -132,6 +132,25 @@ class ByteStream:
             self.pos = end
             self._avail = end
 
+    def wanted(self) -> int | None:
+        """The first offset from :attr:`pos` on that somebody needs: :attr:`pos` until the head is
+        whole, else the earliest pending request (None: no parser waits for a byte before the tail)."""
+        if not self.head_done:
+            return self.pos
+        self._drain()
+        return max(self._heap[0][0], self.pos) if self._heap else None
+
+    def skip(self, to: int) -> None:
+        """Go past the bytes up to ``to`` without reading them, as if fed: allowed only up to
+        :meth:`wanted` (nobody asked for them), so the parsers see what a full pass shows them.
+        The tail restarts with the next fed bytes."""
+        want = self.wanted()
+        if to < self.pos or (want is not None and to > want):
+            raise ValueError(f"cannot skip from {self.pos} to {to}: bytes from {want} are wanted")
+        if to > self.pos:
+            self._tail.clear()
+            self.pos = self._avail = to
+
     def finish(self) -> bytes:
         """Mark end of stream, deliver every pending request; return the tail."""
         if self.finished:

@@ -7,11 +7,12 @@ later one clones the same base in O(1). A raw source in another backend is copie
 the same way (no conversion), so its later clones are O(1) too. Into a store that cannot clone
 copy-on-write, each clone is a converted copy.
 
-Only verified, safe bits are converted: a source with a block table is read once, block by block
-verified, through the format inspector (no backing file, no external data file or extent,
-declared format = detected), and only then does ``qemu-img`` run (:mod:`...engine.qemu`), reading
-the same image through a read-only NBD export whose every read comes from blocks checked against
-the same table (no local copy). A source without a table is spooled to a local scratch file
+Only verified, safe bits are converted: of a source with a block table the format inspector reads
+what its parsers ask for (the head, the tables the header points at, the tail: the metadata, not
+the data), block by block verified (no backing file, no external data file or extent, declared
+format = detected), and only then does ``qemu-img`` run (:mod:`...engine.qemu`), reading the same
+image through a read-only NBD export whose every read comes from blocks checked against the same
+table (no local copy). A source without a table is spooled to a local scratch file
 through a verified read (its strongest checksum) and inspected there. ``qemu-img``'s raw output
 is streamed into the add pipeline (no local raw copy either). The base is added through the one
 add pipeline (its BLAKE3 digest and block table, atomic publish: of two converters at once one
@@ -29,7 +30,7 @@ from ...engine.scratch import scratch
 from ...engine.progress import Progress
 from ...engine.ranges import VerifiedBlocks
 from ...errors import AlreadyExists, BackendError, NotFound, UnsafeImage, Unsupported
-from ...formats.inspector import inspect
+from ...formats.inspector import inspect, inspect_at
 from ...formats.verdict import FormatVerdict
 from ...formats.policy import FormatPolicy
 from ...location import Location
@@ -135,12 +136,10 @@ def _convert(state: StoreState, loc: Location, info: ImageInfo, target: StoreSta
         with open_image(state, loc, verify=True, progress=progress) as reader:
             return store_stream(target, name, reader, info.size, settings, target.limit(), format="raw", extra=extra)
     if blockwise(info) and state.caps.range_read:
-        # inspected in one verified pass, then served to qemu-img block by block, each checked against
-        # the same table: the converter reads the bytes the inspector passed, and no local copy is made
-        whole, blocks = verified_blocks(state, loc, info)
-        with whole:
-            verdict = inspect(whole)
-        with blocks, scratch(0, store=state.name, image=loc.image) as work:
+        # the inspector reads what the parsers ask for (head, tables, tail), then qemu-img reads the
+        # image: every byte of both from blocks checked against the same table, no local copy made
+        with verified_blocks(state, loc, info) as blocks, scratch(0, store=state.name, image=loc.image) as work:
+            verdict = inspect_at(blocks.pread, info.size)
             return _raw_base(state, loc, info, verdict, blocks, work, target, name, settings, extra)
     with scratch(info.size, store=state.name, image=loc.image) as work:
         spool = os.path.join(work, "source")

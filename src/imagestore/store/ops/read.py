@@ -83,21 +83,19 @@ def _reader(state: StoreState, loc: Location, start: int, count: int, *, expecte
                        blocks=blocks)
 
 
-def verified_blocks(state: StoreState, loc: Location, info: ImageInfo) -> tuple[ImageReader, VerifiedBlocks]:
-    """Two views of an image that can be verified by block (:func:`blockwise`), both checked against
-    the one table fetched now (so both see the same bytes, whatever happens to the image
-    meanwhile): a whole read, and its blocks by range (a converter's input)."""
+def verified_blocks(state: StoreState, loc: Location, info: ImageInfo) -> VerifiedBlocks:
+    """An image that can be verified by block (:func:`blockwise`) read by range, every block checked
+    against the one table fetched now (so every read sees the same bytes, whatever happens to the
+    image meanwhile): a converter's input, inspected and converted from the same bytes."""
     check = _pinned(state, loc, info)
     bs = check(0, 0).span.block_size
 
-    def fetch(first: int, count: int) -> list[memoryview]:
+    def fetch(first: int, count: int) -> list[bytes]:
         start, end = first * bs, min(info.size, (first + count) * bs)
         with _reader(state, loc, start, end - start, expected=None, progress=None, blocks=check(start, end)) as r:
-            data = memoryview(r.read())
-        return [data[at:at + bs] for at in range(0, len(data), bs)]
+            return list(r)  # a whole-block range comes out block by block, each verified: no join, no copy
 
-    whole = _reader(state, loc, 0, info.size, expected=None, progress=None, blocks=check(0, info.size))
-    return whole, VerifiedBlocks(fetch, bs, info.size)
+    return VerifiedBlocks(fetch, bs, info.size)
 
 
 def blockwise(info: ImageInfo) -> bool:
