@@ -142,3 +142,28 @@ def test_a_damaged_table_object_is_replaced(store: imagestore.Store) -> None:
     third = imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "third")
     assert third.get("img", 2 * MIB - 1, 2) == data[2 * MIB - 1:2 * MIB + 1]
 
+
+
+def test_a_damaged_table_object_that_cannot_be_removed_is_not_reported_restored(
+        store: imagestore.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = store.add("img", payload(3 * MIB, seed=9))
+    assert info.block_table is not None
+    name = tables.companion("img", info.block_table)
+    images = store._driver._ns.images
+    table, meta, written = images[name]
+    images[name] = (bytes([table[0] ^ 1]) + table[1:], meta, written)
+    other = imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "other")
+    real_delete = other._driver.delete
+
+    def delete(location: Any) -> Any:
+        if location.image == name:
+            raise imagestore.BackendError("the backend refused", store="other")
+        return real_delete(location)
+
+    monkeypatch.setattr(other._driver, "delete", delete)
+    seen: list[imagestore.Scrubbed] = []
+    report = other.scrub(on_image=seen.append)
+    assert [(s.status, s.backfilled) for s in seen] == [("failed", ())]
+    assert "could not be removed, so it was not written again" in (seen[0].detail or "")
+    assert report.failed == ("img",) and report.backfilled == ()
+    assert images[name][0] != table  # still the damaged one: nothing claimed otherwise

@@ -77,7 +77,9 @@ class Rebuild:
                 raise BackendError("the block table the image records is not the one of its verified bytes; "
                                    "its metadata was changed", store=state.name, image=loc.image)
             tables.drop(state, loc.image, descriptor)  # a damaged one holds the name
-            tables.save(state, loc.image, table, descriptor)
+            if not tables.save(state, loc.image, table, descriptor):
+                raise BackendError("the damaged block table object could not be removed, so it was not "
+                                   "written again", store=state.name, image=loc.image)
             return self.missing
         digest = self._whole.hexdigest() if self._whole is not None else None
         created = tables.save(state, loc.image, table, descriptor) if table and descriptor else False
