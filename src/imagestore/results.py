@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from .location import Location
 
@@ -77,7 +77,7 @@ def refusal(code: CloneRefusal | str | None) -> CloneRefusal | None:
     if code is None or isinstance(code, CloneRefusal):
         return code
     try:
-        return CloneRefusal(code)
+        return CloneRefusal(code)  # type: ignore[call-arg]  # a lookup by value, not a new member
     except ValueError:
         raise ValueError(f"unknown clone refusal code {code!r} (one of {', '.join(CloneRefusal)})") from None
 
@@ -217,7 +217,7 @@ def decode_metadata(location: Location, size: int, meta: Mapping[str, str]) -> I
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def is_hex_digest(value: object, size: int) -> bool:
+def is_hex_digest(value: object, size: int) -> TypeGuard[str]:
     """Whether ``value`` is ``size`` hex digits (a stored digest is trusted only when it is)."""
     return isinstance(value, str) and len(value) == size and all(c in _HEX for c in value)
 

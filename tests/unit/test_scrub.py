@@ -124,35 +124,34 @@ def test_a_read_only_store_verifies_and_says_why_it_records_nothing() -> None:
     assert rw.scrub().backfilled == ("old",) and ro.stat("old").integrity is not None
 
 
-def test_a_damaged_table_object_is_replaced(store: imagestore.Store) -> None:
-    data = payload(3 * MIB, seed=8)
+def _damaged_table(store: imagestore.Store, data: bytes) -> tuple[str, bytes, imagestore.Store]:
+    """Add ``img`` and flip a bit of its table object; returns the object's name, its good bytes,
+    and a second process's store (no table cached)."""
     info = store.add("img", data)
     assert info.block_table is not None
     name = tables.companion("img", info.block_table)
     images = store._driver._ns.images
     table, meta, written = images[name]
     images[name] = (bytes([table[0] ^ 1]) + table[1:], meta, written)
-    other = imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "other")
+    return name, table, imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "other")
+
+
+def test_a_damaged_table_object_is_replaced(store: imagestore.Store) -> None:
+    data = payload(3 * MIB, seed=8)
+    name, table, other = _damaged_table(store, data)
     with pytest.raises(imagestore.ChecksumMismatch):  # a process without the table cached refuses ranges
         other.get("img", 5, 5)
     seen: list[imagestore.Scrubbed] = []
     other.scrub(on_image=seen.append)
     assert [(s.status, s.backfilled) for s in seen] == [("ok", ("table object",))]
-    assert images[name][0] == table
+    assert store._driver._ns.images[name][0] == table
     third = imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "third")
     assert third.get("img", 2 * MIB - 1, 2) == data[2 * MIB - 1:2 * MIB + 1]
 
 
-
 def test_a_damaged_table_object_that_cannot_be_removed_is_not_reported_restored(
         store: imagestore.Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = store.add("img", payload(3 * MIB, seed=9))
-    assert info.block_table is not None
-    name = tables.companion("img", info.block_table)
-    images = store._driver._ns.images
-    table, meta, written = images[name]
-    images[name] = (bytes([table[0] ^ 1]) + table[1:], meta, written)
-    other = imagestore.open_store({"driver": "memory", "namespace": store._driver.namespace}, "other")
+    name, table, other = _damaged_table(store, payload(3 * MIB, seed=9))
     real_delete = other._driver.delete
 
     def delete(location: Any) -> Any:
@@ -166,4 +165,4 @@ def test_a_damaged_table_object_that_cannot_be_removed_is_not_reported_restored(
     assert [(s.status, s.backfilled) for s in seen] == [("failed", ())]
     assert "could not be removed, so it was not written again" in (seen[0].detail or "")
     assert report.failed == ("img",) and report.backfilled == ()
-    assert images[name][0] != table  # still the damaged one: nothing claimed otherwise
+    assert store._driver._ns.images[name][0] != table  # still the damaged one: nothing claimed otherwise

@@ -296,7 +296,7 @@ class HttpDriver(Driver):
             raise _RedirectRefused(source, target, "it is not an http(s) URL")
         try:
             addresses = [host] if _is_ip(host) else [
-                info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(
+                str(info[4][0]) for info in await asyncio.get_running_loop().getaddrinfo(
                     host, target.port, type=socket.SOCK_STREAM)]
         except OSError:
             raise _RedirectRefused(source, target, "its host does not resolve") from None

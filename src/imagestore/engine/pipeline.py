@@ -26,7 +26,7 @@ from .progress import Progress, Throttled
 
 __all__ = ["Limit", "Source", "WriteOutcome", "write_stream"]
 
-Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes], Iterable[bytes]]
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes], Iterable[bytes], SlotSource]
 """What ``add`` accepts: bytes, a path, a binary file object or an iterable of byte chunks."""
 
 

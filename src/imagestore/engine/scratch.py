@@ -52,7 +52,7 @@ def _lock(work: str) -> int:
 def reap(root: str) -> list[str]:
     """Remove the scratch directories in ``root`` that are this user's and whose lock no process
     holds (their conversion died); returns their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = [e for e in os.scandir(root) if e.name.startswith(PREFIX)]
     except OSError:

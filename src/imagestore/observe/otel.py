@@ -63,10 +63,11 @@ class Tracing:
             entry[0].add_event("imagestore.retry", {"imagestore.site": site})
 
     def phase(self, op: Operation, name: str) -> AbstractContextManager[Any]:
-        return self.tracer.start_as_current_span(
+        span: AbstractContextManager[Any] = self.tracer.start_as_current_span(
             f"imagestore.{op.operation}.{name}", attributes={"imagestore.store": op.store,
                                                               "imagestore.driver": op.driver},
             record_exception=False, set_status_on_exception=False)
+        return span
 
     def begin(self, op: Operation, name: str, attributes: Mapping[str, int | str]) -> _Phase | None:
         """A child span of a phase marked by a driver or the part uploader; its parent is this

@@ -141,9 +141,10 @@ def retry_part(start: Callable[[], Pending[T]], *, policy: RetryPolicy | None = 
     pending: list[Pending[T] | None] = [first]
 
     def attempt() -> T:
-        if pending[0] is None:  # the first attempt without ``first``, or a retry after the wait
-            pending[0] = start()
-        return pending[0].wait()
+        current = pending[0]
+        if current is None:  # the first attempt without ``first``, or a retry after the wait
+            current = pending[0] = start()
+        return current.wait()
 
     def forget(exc: BaseException, attempt: int, delay: float) -> None:
         pending[0] = None

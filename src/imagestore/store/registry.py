@@ -285,10 +285,10 @@ def open_store(spec: str | os.PathLike[str] | Mapping[str, Any], name: str | Non
         return open_store({"driver": "file", "root": root}, name or "local", observer=observer)
     if text.startswith("memory://"):
         namespace = text[len("memory://"):].strip("/") or None
-        table: dict[str, Any] = {"driver": "memory"}
+        memory: dict[str, Any] = {"driver": "memory"}
         if namespace:
-            table["namespace"] = namespace
-        return open_store(table, name or "memory", observer=observer)
+            memory["namespace"] = namespace
+        return open_store(memory, name or "memory", observer=observer)
     if "://" not in text:
         return open_store({"driver": "file", "root": str(Path(text).resolve())}, name or "local", observer=observer)
     raise ConfigError(f"cannot open a store from {text!r}: use file:///DIR, memory:// or a dict")

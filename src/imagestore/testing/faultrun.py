@@ -36,7 +36,7 @@ from .payloads import chunks, payload
 
 __all__ = ["CASES", "Case", "fault_run"]
 
-SETTINGS = {"retries": 2, "retry_backoff": 0.0, "chunk_size": "64K", "auto_sweep": False}
+SETTINGS: dict[str, Any] = {"retries": 2, "retry_backoff": 0.0, "chunk_size": "64K", "auto_sweep": False}
 RECOVER = "recover"
 
 

@@ -230,9 +230,9 @@ _WORDS = ["stores", "add", "get", "stat", "rm", "clone", "locate", "sweep", "ins
 
 def cli_argv() -> st.SearchStrategy[list[str]]:
     """Command lines of plausible words and hostile strings (never ``bench``)."""
-    st = _strategies().st
-    word = st.sampled_from(_WORDS) | st.text(max_size=8)
-    return st.lists(word, max_size=8).filter(lambda argv: "bench" not in argv)
+    hs = _strategies().st
+    word = hs.sampled_from(_WORDS) | hs.text(max_size=8)
+    return cast("st.SearchStrategy[list[str]]", hs.lists(word, max_size=8).filter(lambda argv: "bench" not in argv))
 
 
 def check_cli(argv: list[str], workdir: Path) -> None:
@@ -302,7 +302,7 @@ def run(examples: int, seed: int = 0) -> dict[str, Any]:
     }
     for name, (strategy, prop) in props.items():
         budget = examples if name != "cli_argv" else max(1, examples // 4)
-        wrapped: Any = given(strategy)(counted(name, prop))  # type: ignore[no-untyped-call]
+        wrapped: Any = given(strategy)(counted(name, prop))
         test = cast(Callable[[], None], settings(max_examples=budget, database=None, deadline=None,
                                                  derandomize=seed == 0,
                                                  suppress_health_check=list(HealthCheck))(wrapped))

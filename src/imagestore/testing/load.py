@@ -36,7 +36,7 @@ __all__ = ["ALLOWED", "Counts", "load_run", "process_counts"]
 ALLOWED = (NotFound, AlreadyExists, InUse)
 """Errors that concurrency makes legitimate: gone, taken, still needed by clones."""
 MIX = (("add", 30), ("get", 35), ("clone", 20), ("delete", 15))
-SETTINGS = {"auto_sweep": False, "chunk_size": "256K"}
+SETTINGS: dict[str, Any] = {"auto_sweep": False, "chunk_size": "256K"}
 _GROWTH = ("fds", "sockets", "threads")
 SETTLED = 2
 """Descriptors, sockets or threads a measured half may gain and still count as settled (a pool

@@ -31,5 +31,5 @@ def record_reads(store: Store) -> list[ReadCall]:
             calls.append(ReadCall(loc.image, offset, length))
         return real(loc, offset, length)
 
-    store._driver.open_reader = recording  # type: ignore[method-assign]
+    store._driver.open_reader = recording  # type: ignore[method-assign,assignment]
     return calls

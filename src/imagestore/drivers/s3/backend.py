@@ -464,7 +464,7 @@ class S3Driver(Driver):
                                     Key=self.layout.lease_key(image_id, token))
         except NotFound:
             return False
-        return (server_time(head) - head["LastModified"]).total_seconds() < self.stale_after
+        return bool((server_time(head) - head["LastModified"]).total_seconds() < self.stale_after)
 
     # -- locations ------------------------------------------------------------------
     def location_for(self, image_id: str) -> Location:

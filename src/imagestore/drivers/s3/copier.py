@@ -39,7 +39,7 @@ def plan(source: S3Store, location: Location, target: S3Store) -> ClonePlan:
                            Key=found.data_key)
     except PermissionDenied:
         return ClonePlan(None, f"the credentials of store {target.name!r} may not read bucket {source.bucket!r}",
-                         "permission")
+                         CloneRefusal.PERMISSION)
     return ClonePlan("server_copy", f"same S3 endpoint {here}: server-side copy from bucket {source.bucket!r} "
                                     f"into bucket {target.bucket!r}")
 

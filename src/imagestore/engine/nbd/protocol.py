@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import time
+from typing import Self
 from collections.abc import Callable, Iterator
 
 __all__ = ["Export", "NbdError"]
@@ -66,7 +67,7 @@ class Export:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    def __enter__(self) -> Export:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -139,8 +139,8 @@ def _clone_raw(state: StoreState, loc: Location, info: ImageInfo, target: StoreS
         made = convert.converted_copy(state, loc, info, target, new_name, progress=progress)
         return CloneResult(made.location, "stream", converted=True)
     base, converted = convert.ensure_base(state, loc, info, target, progress=progress)
-    made = clone(target, base.location, target, name=new_name, mode="cow", size=size)
-    return CloneResult(made.location, "cow", made.depth, converted=converted, base=base.location)
+    cow = clone(target, base.location, target, name=new_name, mode="cow", size=size)
+    return CloneResult(cow.location, "cow", cow.depth, converted=converted, base=base.location)
 
 
 def depth(state: StoreState, location: Location | str) -> int:

@@ -45,10 +45,10 @@ class CloneTests(SuiteBase):
             if mode == native:
                 assert store.can_clone(info.location, mode=mode).possible
                 continue
-            check = store.can_clone(info.location, mode=mode)  # type: ignore[arg-type]
+            check = store.can_clone(info.location, mode=mode)
             assert not check.possible and check.reason
             with pytest.raises(Unsupported):
-                store.clone(info.location, name=image_id + "-" + mode, mode=mode)  # type: ignore[arg-type]
+                store.clone(info.location, name=image_id + "-" + mode, mode=mode)
         res = store.clone(info.location, name=image_id + "-stream", mode="stream")
         assert res.mode == "stream" and store.get(res.location) == store.get(info.location)
     def test_clone_to_other_backend_streams_verified(self, store: Store, image_id: str) -> None:

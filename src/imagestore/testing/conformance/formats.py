@@ -40,7 +40,7 @@ class FormatTests(SuiteBase):
         raw_only = backend.make("sibling", sibling=True, allowed_formats=["raw"])
         for mode in ("auto", "stream"):
             with pytest.raises(UnsafeImage):
-                store.clone(info.location, raw_only, name=f"{image_id}-{mode}", mode=mode)  # type: ignore[arg-type]
+                store.clone(info.location, raw_only, name=f"{image_id}-{mode}", mode=mode)
             with pytest.raises(NotFound):
                 raw_only.stat(f"{image_id}-{mode}")
         assert backend.leftovers() == []

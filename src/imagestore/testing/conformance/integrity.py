@@ -142,6 +142,7 @@ class IntegrityTests(SuiteBase):
             store.add(image_id, data, len(data), expected={"blake3": blake3(b"other").hexdigest()})
         assert err.value.algorithm == "blake3"
         info = store.add(image_id, data, len(data), expected={"blake3": blake3(data).hexdigest()})
+        assert info.integrity is not None
         with store.open(info.location, expected={"blake3": info.integrity}) as reader:
             assert reader.read() == data
 

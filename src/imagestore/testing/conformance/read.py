@@ -61,7 +61,7 @@ class ReadTests(SuiteBase):
         with pytest.raises(ChecksumMismatch), store.open(
             info.location, expected={"md5": "0" * 32}
         ) as reader:
-            imagestore.engine.reader.write_atomically(reader, bad)  # type: ignore[attr-defined]
+            imagestore.engine.reader.write_atomically(reader, bad)
         assert not bad.exists()
         assert os.listdir(tmp_path) == ["out.img"]
     def test_read_resumes_after_a_broken_transfer(self, store: Store, image_id: str) -> None:
