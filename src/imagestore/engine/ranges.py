@@ -58,8 +58,7 @@ class VerifiedBlocks:
         count = min(self._window if sequential else last - index + 1, self._window, self._count - index)
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == index:
-            got = ahead[1].result()
-            count = len(got)
+            got = ahead[1].result()  # asked for min(window, rest) from here: the count of a run in order
         else:
             if ahead is not None:
                 ahead[1].cancel()  # a jump: the run fetched ahead is not wanted now
